@@ -1,0 +1,199 @@
+"""Access control: declared permissions, the one `require` guard, and record rules.
+
+Permissions are declared in code (core and modules) and granted to roles in the database.
+Identity needs are loaded from the database on every request, so a changed grant or a demoted
+user takes effect at once. Function-level refusals answer 403; rows outside a user's remit are
+filtered out by `scoped` so that they answer 404 like rows that do not exist.
+"""
+from __future__ import annotations
+
+import functools
+
+from flask import abort, current_app, g
+from flask_login import current_user
+from flask_principal import Identity, Need, Principal, RoleNeed, UserNeed, identity_loaded
+from sqlalchemy import false, or_, select
+
+from core.db import db
+from core.models import ROLES, RoleGrant
+
+principal = Principal(use_sessions=False, skip_static=True)
+
+# name -> Permission. Declared once at start-up; identical across app instances.
+_DECLARED = {}
+
+
+def PermissionNeed(name):
+    return Need("permission", name)
+
+
+def declare(perm):
+    existing = _DECLARED.get(perm.name)
+    if existing is not None and existing != perm:
+        from core.modules import ModuleError
+        raise ModuleError(f"module {perm.module}: permission {perm.name} declared twice differently")
+    bad = [r for r in perm.roles if r not in ROLES]
+    if bad:
+        from core.modules import ModuleError
+        raise ModuleError(f"module {perm.module}: permission {perm.name} names unknown roles {bad}")
+    _DECLARED[perm.name] = perm
+
+
+def declared():
+    return dict(_DECLARED)
+
+
+def granted_permissions(user):
+    """The permissions of a user's role, from the database, for installed modules only."""
+    if user is None or not user.is_authenticated:
+        return frozenset()
+    cache = g.setdefault("kehu_grants", {})
+    if user.id not in cache:
+        installed = installed_modules()
+        names = db.session.execute(select(RoleGrant.permission).where(RoleGrant.role == user.role)).scalars()
+        cache[user.id] = frozenset(n for n in names if n.split(".", 1)[0] in installed)
+    return cache[user.id]
+
+
+def installed_modules():
+    from core.models import ModuleState
+    if "kehu_installed" not in g:
+        g.kehu_installed = frozenset(["core"]) | frozenset(
+            db.session.execute(select(ModuleState.name)).scalars())
+    return g.kehu_installed
+
+
+def can(user, permission):
+    """Does the user's role hold the permission? Undeclared names are a programming error."""
+    if permission not in _DECLARED:
+        raise LookupError(f"permission {permission!r} is not declared")
+    return permission in granted_permissions(user)
+
+
+def require(permission):
+    """Guard a view with one declared permission: anonymous → sign-in, refused → 403 (audited).
+
+    The name is checked against the declared permissions when the app has loaded every module
+    (see `check_endpoints`), so a typo stops start-up instead of failing open."""
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()
+            if not can(current_user, permission):
+                deny(permission)
+            return view(*args, **kwargs)
+
+        wrapped.kehu_permission = permission
+        return wrapped
+
+    return decorate
+
+
+def deny(permission):
+    from core import audit
+    db.session.rollback()
+    audit.record("core.access.denied", result="denied", permission=permission)
+    db.session.commit()
+    abort(403)
+
+
+def public(view):
+    """Mark a view reachable without signing in (sign-in page, health check)."""
+    view.kehu_public = True
+    return view
+
+
+def signed_in(view):
+    """Mark a view any signed-in user may open (home page, sign-out, language)."""
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return current_app.login_manager.unauthorized()
+        return view(*args, **kwargs)
+
+    wrapped.kehu_signed_in = True
+    return wrapped
+
+
+PUBLIC_ENDPOINTS = {"static", "bootstrap.static"}
+
+
+def check_endpoints(app):
+    """Every endpoint declares a permission, or is explicitly public or for any signed-in user."""
+    from core.modules import ModuleError
+    for endpoint, view in app.view_functions.items():
+        if endpoint in PUBLIC_ENDPOINTS or endpoint.endswith(".static"):
+            continue
+        perm = getattr(view, "kehu_permission", None)
+        if perm is not None:
+            if perm not in _DECLARED:
+                raise ModuleError(f"module {endpoint.split('.')[0]}: endpoint {endpoint} requires "
+                                  f"undeclared permission {perm!r}")
+            continue
+        if getattr(view, "kehu_public", False) or getattr(view, "kehu_signed_in", False):
+            continue
+        raise ModuleError(f"module {endpoint.split('.')[0]}: endpoint {endpoint} declares no permission")
+
+
+def _on_identity_loaded(sender, identity):
+    user = current_user
+    if not user or not user.is_authenticated:
+        return
+    identity.user = user
+    identity.provides.add(UserNeed(user.id))
+    identity.provides.add(RoleNeed(user.role))
+    for name in granted_permissions(user):
+        identity.provides.add(PermissionNeed(name))
+
+
+def init_app(app):
+    principal.init_app(app)
+
+    @principal.identity_loader
+    def load_identity():
+        if current_user.is_authenticated:
+            return Identity(current_user.id, "session")
+        return None
+
+    identity_loaded.connect_via(app)(_on_identity_loaded)
+    app.extensions["kehu.record_rules"] = {}
+
+
+# --- record rules -----------------------------------------------------------------------------
+
+def add_record_rule(app, model, rule):
+    """``rule(actor) -> SQL expression`` deciding which rows of ``model`` the actor may touch."""
+    app.extensions["kehu.record_rules"][model] = rule
+
+
+def scoped(stmt, actor, model=None):
+    """Filter a select to the rows the actor may touch. A model without a rule shows nothing."""
+    model = model or stmt.column_descriptions[0]["entity"]
+    rule = current_app.extensions["kehu.record_rules"].get(model)
+    if rule is None or actor is None or not actor.is_authenticated:
+        return stmt.where(false())
+    return stmt.where(rule(actor))
+
+
+def ownership_rule(owner_col, department_col, shared=None):
+    """The standard remit: heads see their department; sales and service staff their own rows and
+    those shared with them (``shared(actor)`` gives that expression); other roles see none."""
+    def rule(actor):
+        if actor.role == "head" and actor.department_id is not None:
+            return department_col == actor.department_id
+        if actor.role in ("sales", "service"):
+            own = owner_col == actor.id
+            return or_(own, shared(actor)) if shared is not None else own
+        return false()
+
+    return rule
+
+
+def get_or_404(model, ident, actor=None):
+    """Load one row inside the actor's remit, or answer 404 whether it exists or not."""
+    actor = actor or current_user
+    row = db.session.execute(scoped(select(model), actor).where(model.id == ident)).scalar_one_or_none()
+    if row is None:
+        abort(404)
+    return row

@@ -1,0 +1,182 @@
+"""The application factory."""
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, timedelta
+from pathlib import Path
+
+from flask import Flask, render_template, request, session
+from flask.sessions import SecureCookieSessionInterface
+from flask_bootstrap import Bootstrap5
+from flask_login import current_user
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from jinja2 import ChoiceLoader, FileSystemLoader
+
+from core import access, crypto, enablement, i18n
+from core.db import configure_sqlite, db
+from core.modules import extra_module_paths, load_all
+
+ROOT = Path(__file__).resolve().parent.parent
+csrf = CSRFProtect()
+migrate = Migrate()
+bootstrap = Bootstrap5()
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Session cookie marked Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app):
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def _instance_path(test_config):
+    path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("KEHU_INSTANCE") or "instance"
+    return str(Path(path).resolve())
+
+
+def _defaults(app):
+    inst = Path(app.instance_path)
+    app.config.from_mapping(
+        SQLALCHEMY_DATABASE_URI=os.environ.get("KEHU_DATABASE_URL") or f"sqlite:///{inst / 'kehu.db'}",
+        SECRET_KEY_FILE=os.environ.get("KEHU_SECRET_KEY_FILE") or str(inst / "secret.key"),
+        MASTER_KEY_FILE=os.environ.get("KEHU_MASTER_KEY_FILE") or str(inst / "master.key"),
+        COMPANY_NAME=os.environ.get("KEHU_COMPANY_NAME", "kehu"),
+        UPLOAD_FOLDER=str(inst / "uploads"),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=False,  # set per request by SessionInterface
+        SESSION_COOKIE_NAME="kehu_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),  # absolute lifetime
+        SESSION_IDLE_MINUTES=30,
+        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=8 * 3600,  # long complaint forms must not expire under the user
+        BOOTSTRAP_SERVE_LOCAL=True,  # users may be offline: no CDN
+        LOGIN_MAX_FAILURES=5,  # per account, then locked for LOGIN_LOCK_MINUTES
+        LOGIN_MAX_ADDRESS_FAILURES=20,  # per client address within the window
+        LOGIN_LOCK_MINUTES=15,
+        PAGE_SIZE=50,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+    )
+
+
+def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
+    """Build the app. Without its key files the app refuses to start (``kehu init`` makes them);
+    ``uninitialised_ok`` lets `kehu init` itself run."""
+    app = Flask("kehu", instance_path=_instance_path(test_config), root_path=str(ROOT),
+                template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    _defaults(app)
+    if test_config:
+        app.config.update(test_config)
+    app.session_interface = SessionInterface()
+    app.logger.setLevel(logging.INFO)
+
+    secret_file = Path(app.config["SECRET_KEY_FILE"])
+    if not app.config.get("SECRET_KEY"):
+        if secret_file.exists():
+            app.config["SECRET_KEY"] = secret_file.read_text().strip()
+        elif not uninitialised_ok:
+            raise crypto.KeyringError(f"secret key file {secret_file} is missing: run `kehu init` "
+                                      "or set KEHU_SECRET_KEY_FILE")
+    app.extensions.update({
+        "kehu.migration_paths": [], "kehu.cli": [], "kehu.hooks": {}, "kehu.menus": [],
+        "kehu.template_paths": [], "kehu.translation_paths": [], "kehu.modules": {},
+    })
+
+    db.init_app(app)
+    with app.app_context():
+        configure_sqlite(db.engine)
+    if Path(app.config["MASTER_KEY_FILE"]).exists() or not uninitialised_ok:
+        crypto.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+
+    @migrate.configure
+    def _version_locations(config):
+        paths = [str(ROOT / "migrations" / "versions"), *app.extensions["kehu.migration_paths"]]
+        config.set_main_option("version_locations", " ".join(paths))
+        return config
+
+    csrf.init_app(app)
+    bootstrap.init_app(app)
+    access.init_app(app)
+    from core import auth, views
+    auth.init_app(app)
+    views.init_app(app)
+
+    if load_modules and not app.config.get("SAFE_MODE"):
+        paths = extra_module_paths() + list(app.config.get("MODULE_PATHS", ()))
+        app.extensions["kehu.modules"] = load_all(app, paths)
+    app.jinja_loader = ChoiceLoader([FileSystemLoader(app.template_folder)] + [
+        FileSystemLoader(p) for p in app.extensions["kehu.template_paths"]])
+    i18n.init_app(app, app.extensions["kehu.translation_paths"])
+    from core import cli
+    cli.register_module_commands(app)
+    access.check_endpoints(app)
+
+    app.before_request(_session_timeouts)
+    app.before_request(enablement.guard)
+    app.after_request(_security_headers)
+    _error_pages(app)
+    app.context_processor(_template_globals)
+    if app.extensions.get("kehu.keyring") is not None:
+        from core import pdf
+        pdf.init_app(app)
+    return app
+
+
+def _session_timeouts():
+    """Idle timeout on top of the absolute lifetime of the session cookie."""
+    from datetime import datetime
+
+    from flask import current_app
+    from flask_login import logout_user
+    session.permanent = True
+    if not current_user.is_authenticated:
+        return
+    now = datetime.now(UTC).timestamp()
+    idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
+    if now - session.get("seen", now) > idle:
+        logout_user()
+        session.clear()
+        return
+    session["seen"] = now
+
+
+def _security_headers(response):
+    h = response.headers
+    h.setdefault("Content-Security-Policy",
+                 "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                 "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+                 "frame-ancestors 'none'")
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("Referrer-Policy", "same-origin")
+    if request.is_secure:
+        h.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if current_user and current_user.is_authenticated:
+        # pages with personal data must not linger in browser or proxy caches
+        h["Cache-Control"] = "no-store"
+    return response
+
+
+def _error_pages(app):
+    def page(code):
+        def handler(error):
+            if code == 500:
+                db.session.rollback()
+            return render_template(f"errors/{code}.html", error=error), code
+        return handler
+
+    for code in (400, 403, 404, 405, 413, 429, 500):
+        app.register_error_handler(code, page(code))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_template("errors/csrf.html", error=error), 400
+
+
+def _template_globals():
+    from core import menus
+    from core.models import ROLE_LABELS
+    return {"menu_items": menus.visible, "role_label": ROLE_LABELS.get}

@@ -1,0 +1,173 @@
+"""The audit trail: append-only, hash-chained, one call for everything.
+
+Each entry's ``hash`` is an HMAC (under the audit key of the keyring, which the database never
+holds) over the previous entry's hash and the entry's canonical JSON. Editing, deleting,
+inserting or reordering any row breaks the chain at that row; `kehu audit verify` names it.
+Entries carry field names and ids, never personal values.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+
+from flask import g, has_request_context, request
+from flask_login import current_user
+from sqlalchemy import DDL, event, select, text
+
+from core.db import db
+from core.models import UTCDateTime, utcnow
+
+GENESIS = "0" * 64
+MAX_DETAIL = 500  # characters of any single detail value; longer values are cut with a marker
+
+
+class AuditEntry(db.Model):
+    __tablename__ = "core_audit_entry"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id = db.Column(db.Integer, primary_key=True)
+    at = db.Column(UTCDateTime, nullable=False, index=True)
+    actor_id = db.Column(db.Integer, nullable=True, index=True)  # no FK: entries outlive users
+    actor = db.Column(db.String(64), nullable=False, default="")
+    role = db.Column(db.String(16), nullable=False, default="")
+    department_id = db.Column(db.Integer, nullable=True)
+    action = db.Column(db.String(100), nullable=False, index=True)
+    result = db.Column(db.String(16), nullable=False, default="ok")
+    target_type = db.Column(db.String(64), nullable=False, default="")
+    target_id = db.Column(db.String(64), nullable=False, default="", index=True)
+    details = db.Column(db.Text, nullable=False, default="{}")
+    address = db.Column(db.String(64), nullable=False, default="")
+    request_id = db.Column(db.String(32), nullable=False, default="")
+    prev_hash = db.Column(db.String(64), nullable=False)
+    hash = db.Column(db.String(64), nullable=False)
+
+    @property
+    def details_dict(self):
+        return json.loads(self.details or "{}")
+
+    def canonical(self):
+        return json.dumps({
+            "id": self.id, "at": self.at.isoformat(timespec="microseconds"), "actor_id": self.actor_id,
+            "actor": self.actor, "role": self.role, "department_id": self.department_id,
+            "action": self.action, "result": self.result, "target_type": self.target_type,
+            "target_id": self.target_id, "details": self.details, "address": self.address,
+            "request_id": self.request_id,
+        }, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+# Append-only in the database itself: the application never updates or deletes an entry.
+_NO_CHANGE = {
+    "sqlite": [
+        "CREATE TRIGGER core_audit_entry_no_update BEFORE UPDATE ON core_audit_entry "
+        "BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END",
+        "CREATE TRIGGER core_audit_entry_no_delete BEFORE DELETE ON core_audit_entry "
+        "BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION core_audit_entry_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'audit entries are append-only'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER core_audit_entry_no_change BEFORE UPDATE OR DELETE ON core_audit_entry "
+        "FOR EACH ROW EXECUTE FUNCTION core_audit_entry_append_only()",
+    ],
+}
+
+
+def append_only_statements(dialect):
+    return _NO_CHANGE.get(dialect, [])
+
+
+for _dialect, _stmts in _NO_CHANGE.items():
+    for _stmt in _stmts:
+        event.listen(AuditEntry.__table__, "after_create", DDL(_stmt).execute_if(dialect=_dialect))
+
+
+def _clean(value):
+    """Encode control characters and cut long values so one action stays one readable entry."""
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value][:200]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    value = str(value)
+    value = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in value)
+    if len(value) > MAX_DETAIL:
+        value = value[:MAX_DETAIL] + "…[truncated]"
+    return value
+
+
+def _mac(prev_hash, canonical):
+    from core import crypto
+    return hmac.new(crypto.keyring().audit_key, (prev_hash + "\n" + canonical).encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def _lock_chain(session):
+    """Serialise chain appends: concurrent writers must not both extend the same head."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
+    # SQLite: every transaction begins IMMEDIATE (core.db_setup), so the writer already holds the lock.
+
+
+def request_id():
+    if not has_request_context():
+        return ""
+    if "request_id" not in g:
+        g.request_id = uuid.uuid4().hex
+    return g.request_id
+
+
+def record(action, *, target=None, target_type=None, target_id=None, actor=None, result="ok", **details):
+    """Append one entry to the trail in the current transaction.
+
+    A failure here propagates: the business change it describes is rolled back with it.
+    ``target`` may be any model with an ``id``; its table name becomes the target type.
+    """
+    if target is not None:
+        target_type = target_type or target.__tablename__
+        target_id = target.id if target_id is None else target_id
+    if actor is None and has_request_context() and current_user and current_user.is_authenticated:
+        actor = current_user._get_current_object()
+    session = db.session
+    _lock_chain(session)
+    last = session.execute(
+        select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).first()
+    entry = AuditEntry(
+        at=utcnow(), action=action, result=result,
+        actor_id=getattr(actor, "id", None),
+        actor=_clean(getattr(actor, "username", actor if isinstance(actor, str) else "")) or "",
+        role=getattr(actor, "role", "") or "", department_id=getattr(actor, "department_id", None),
+        target_type=target_type or "", target_id=str(target_id if target_id is not None else ""),
+        details=json.dumps({k: _clean(v) for k, v in details.items()}, ensure_ascii=False, sort_keys=True),
+        address=(request.remote_addr or "") if has_request_context() else "cli",
+        request_id=request_id(), prev_hash=last.hash if last else GENESIS, hash="",
+    )
+    # The id is part of what is signed, so it is taken before hashing.
+    entry.id = (last.id + 1) if last else 1
+    entry.hash = _mac(entry.prev_hash, entry.canonical())
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def verify(session=None, batch=5000):
+    """Walk the chain in id order. Returns (number of entries checked, first broken entry or None).
+
+    A broken entry is reported as (id, reason)."""
+    session = session or db.session
+    prev_hash, prev_id, count, last_id = GENESIS, 0, 0, 0
+    while True:
+        rows = session.execute(select(AuditEntry).where(AuditEntry.id > last_id)
+                               .order_by(AuditEntry.id).limit(batch)).scalars().all()
+        if not rows:
+            return count, None
+        for entry in rows:
+            if entry.id != prev_id + 1:
+                return count, (entry.id, f"entries {prev_id + 1}..{entry.id - 1} are missing")
+            if entry.prev_hash != prev_hash:
+                return count, (entry.id, "does not follow the previous entry")
+            if not hmac.compare_digest(entry.hash, _mac(entry.prev_hash, entry.canonical())):
+                return count, (entry.id, "was altered")
+            prev_hash, prev_id, count = entry.hash, entry.id, count + 1
+        last_id = rows[-1].id
+        session.expire_all()

@@ -1,0 +1,305 @@
+"""The `kehu` command. Every command exits non-zero with a one-line reason on bad input."""
+from __future__ import annotations
+
+import getpass
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import ScriptInfo, with_appcontext
+from sqlalchemy import inspect, select
+
+from core import audit, services
+from core.db import db
+from core.models import ROLES, Department, User
+
+
+def _make_app():
+    from core.app import create_app
+    return create_app(uninitialised_ok=True)
+
+
+def cli_actor():
+    return f"cli:{getpass.getuser()}"
+
+
+class KehuGroup(click.Group):
+    """Core commands plus those the loaded modules contribute (through the app's `cli`)."""
+
+    def _app_cli(self, ctx):
+        info = ctx.ensure_object(ScriptInfo)
+        try:
+            return info.load_app().cli
+        except Exception as exc:  # a broken module or key file: one line, not a traceback
+            raise click.ClickException(str(exc).splitlines()[0]) from exc
+
+    def list_commands(self, ctx):
+        names = set(super().list_commands(ctx))
+        if "--help" in sys.argv or "-h" in sys.argv or len(sys.argv) == 1:
+            try:
+                names |= set(self._app_cli(ctx).list_commands(ctx))
+            except click.ClickException:
+                pass
+        return sorted(names)
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        return self._app_cli(ctx).get_command(ctx, name)
+
+
+@click.group(cls=KehuGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def main(ctx):
+    """kehu 客户信息管理系统."""
+    if ctx.obj is None:  # tests pass their own ScriptInfo
+        ctx.obj = ScriptInfo(create_app=_make_app, set_debug_flag=False, load_dotenv_defaults=False)
+
+
+def fail(message):
+    raise click.ClickException(str(message))
+
+
+def _schema_ready():
+    return inspect(db.engine).has_table("core_user")
+
+
+def _require_ready():
+    if current_app.extensions.get("kehu.keyring") is None or not _schema_ready():
+        fail("kehu is not initialised here: run `kehu init` first")
+
+
+# --- init ---------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Also create demo departments, users and customers.")
+@with_appcontext
+def init(demo):
+    """Create keys, the database schema and the administrator."""
+    from core import crypto
+    app = current_app
+    master = Path(app.config["MASTER_KEY_FILE"])
+    secret = Path(app.config["SECRET_KEY_FILE"])
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not master.exists():
+        if _schema_ready() and db.session.execute(select(User).limit(1)).first():
+            fail(f"the database holds data but the master key {master} is missing; restore the key file "
+                 "instead of creating a new one")
+        crypto.Keyring.generate(master)
+        click.echo(f"created master key {master} (mode 0600) — keep a copy somewhere safe")
+    if not secret.exists():
+        crypto.generate_secret_key_file(secret)
+        app.config["SECRET_KEY"] = secret.read_text().strip()
+    if app.extensions.get("kehu.keyring") is None:
+        crypto.init_app(app)
+    services.run_migrations("core@head")
+    for name, info in app.extensions["kehu.modules"].items():
+        if info.manifest.required or info.manifest.auto_install:
+            services.install_module(cli_actor(), name)
+    services.grant_defaults("core")
+    db.session.commit()
+    admin = db.session.execute(select(User).where(User.role == "admin")).scalars().first()
+    if admin is None:
+        password = secrets.token_urlsafe(12)
+        services.create_user(cli_actor(), "admin", password, "admin", display_name="系统管理员",
+                             must_change=True)
+        db.session.commit()
+        click.echo(f"administrator: admin / {password}  (shown once; change it at first sign-in)")
+    else:
+        click.echo("already initialised: administrator exists")
+    if demo:
+        from core import demo as demo_data
+        demo_data.create(click.echo)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def run(host, port):
+    """Serve kehu (development server; use gunicorn in production)."""
+    _require_ready()
+    from werkzeug.serving import run_simple
+    click.echo(f"kehu on http://{host}:{port}/")
+    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+
+
+# --- departments and users ----------------------------------------------------------------------
+
+@main.group()
+def departments():
+    """Departments."""
+
+
+@departments.command("create")
+@click.argument("code")
+@click.argument("name")
+@with_appcontext
+def departments_create(code, name):
+    _require_ready()
+    try:
+        services.create_department(cli_actor(), code, name)
+        db.session.commit()
+    except services.ServiceError as exc:
+        fail(exc)
+    click.echo(f"department {code} created")
+
+
+@departments.command("list")
+@with_appcontext
+def departments_list():
+    _require_ready()
+    for dept in db.session.execute(select(Department).order_by(Department.code)).scalars():
+        click.echo(f"{dept.code}\t{dept.name}")
+
+
+@main.group()
+def users():
+    """User accounts."""
+
+
+def _read_password():
+    if sys.stdin.isatty():
+        first = click.prompt("password", hide_input=True)
+        if click.prompt("repeat", hide_input=True) != first:
+            fail("the passwords differ")
+        return first
+    line = sys.stdin.readline()
+    if not line:
+        fail("no password on standard input")
+    return line.rstrip("\r\n")
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--department", "department_code", default=None, help="Department code.")
+@click.option("--name", "display_name", default="", help="Display name.")
+@with_appcontext
+def users_create(username, role, department_code, display_name):
+    """Create a user; the password is read from standard input."""
+    _require_ready()
+    try:
+        dept = services.department_by_code(department_code) if department_code else None
+        services.create_user(cli_actor(), username, _read_password(), role, dept, display_name)
+        db.session.commit()
+    except services.ServiceError as exc:
+        fail(exc)
+    click.echo(f"user {username} created")
+
+
+# --- modules ------------------------------------------------------------------------------------
+
+@main.group()
+def modules():
+    """Business modules."""
+
+
+@modules.command("list")
+@with_appcontext
+def modules_list():
+    _require_ready()
+    from core.models import ModuleEnablement, ModuleState
+    installed = {m.name for m in db.session.execute(select(ModuleState)).scalars()}
+    enabled = {}
+    for row, code in db.session.execute(select(ModuleEnablement, Department.code).join(
+            Department, Department.id == ModuleEnablement.department_id)).all():
+        enabled.setdefault(row.module, []).append(code)
+    for name, info in current_app.extensions["kehu.modules"].items():
+        m = info.manifest
+        if m.required and name in installed:
+            state = "installed, always enabled"
+        elif name in installed:
+            state = "installed, enabled in: " + (", ".join(sorted(enabled.get(name, []))) or "-")
+        else:
+            state = "not installed"
+        depends = ",".join(m.depends) or "-"
+        click.echo(f"{name}\t{m.version}\t{m.title['zh_CN']}\tdepends={depends}\t{info.source}\t{state}")
+
+
+@modules.command("install")
+@click.argument("name")
+@with_appcontext
+def modules_install(name):
+    _require_ready()
+    try:
+        done = services.install_module(cli_actor(), name)
+        db.session.commit()
+    except services.ServiceError as exc:
+        fail(exc)
+    click.echo(f"installed: {', '.join(done)}" if done else f"{name} is installed already")
+
+
+def _toggle(name, department_code, enable):
+    _require_ready()
+    try:
+        dept = services.department_by_code(department_code)
+        change = services.enable_module if enable else services.disable_module
+        changed = change(cli_actor(), name, dept)
+        db.session.commit()
+    except services.ServiceError as exc:
+        fail(exc)
+    verb = "enabled" if enable else "disabled"
+    click.echo(f"{name} {verb} for {department_code}" if changed else f"{name} was {verb} already for "
+               f"{department_code}")
+
+
+@modules.command("enable")
+@click.argument("name")
+@click.option("--department", "department_code", required=True)
+@with_appcontext
+def modules_enable(name, department_code):
+    _toggle(name, department_code, True)
+
+
+@modules.command("disable")
+@click.argument("name")
+@click.option("--department", "department_code", required=True)
+@with_appcontext
+def modules_disable(name, department_code):
+    _toggle(name, department_code, False)
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+@main.group("audit")
+def audit_group():
+    """The audit trail."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify():
+    """Check the hash chain; exit 1 naming the first entry that no longer matches."""
+    _require_ready()
+    count, broken = audit.verify()
+    if broken:
+        entry_id, reason = broken
+        click.echo(f"audit chain broken at entry {entry_id}: {reason} ({count} entries before it are intact)",
+                   err=True)
+        sys.exit(1)
+    click.echo(f"audit chain intact: {count} entries")
+
+
+# --- module commands ------------------------------------------------------------------------------
+
+CORE_PARENT_GROUPS = {"import": "Import data from files.", "export": "Export data to files."}
+
+
+def register_module_commands(app):
+    """Put the commands modules registered on the app's CLI, under `kehu import` etc. if asked."""
+    parents = {}
+    for under, command in app.extensions["kehu.cli"]:
+        if under is None:
+            app.cli.add_command(command)
+            continue
+        if under not in CORE_PARENT_GROUPS:
+            from core.modules import ModuleError
+            raise ModuleError(f"module {command.name}: unknown CLI group {under!r}")
+        if under not in parents:
+            parents[under] = click.Group(under, help=CORE_PARENT_GROUPS[under])
+            app.cli.add_command(parents[under])
+        parents[under].add_command(command)

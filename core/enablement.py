@@ -1,0 +1,46 @@
+"""Which modules are installed, and which departments use them. One guard for every route."""
+from flask import abort, current_app, g, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from core.db import db
+from core.models import ModuleEnablement
+
+
+def loaded_modules():
+    return current_app.extensions["kehu.modules"]
+
+
+def _enabled_pairs():
+    if "kehu_enabled" not in g:
+        g.kehu_enabled = frozenset(tuple(row) for row in db.session.execute(
+            select(ModuleEnablement.module, ModuleEnablement.department_id)))
+    return g.kehu_enabled
+
+
+def is_installed(module):
+    from core.access import installed_modules
+    return module in installed_modules()
+
+
+def is_enabled(module, department_id, user=None):
+    """A module is usable by a department when installed and enabled there; core always is, and
+    a required module (customers) is enabled everywhere."""
+    if module == "core":
+        return True
+    info = loaded_modules().get(module)
+    if info is None or not is_installed(module):
+        return False
+    if info.manifest.required:
+        return True
+    return department_id is not None and (module, department_id) in _enabled_pairs()
+
+
+def guard():
+    """before_request: a module's routes answer 404 to users whose department has not enabled it."""
+    module = (request.blueprint or "").split(".")[0]
+    if module not in loaded_modules() or not current_user.is_authenticated:
+        return
+    if not is_enabled(module, current_user.department_id):
+        abort(404)
+    return

@@ -1,0 +1,43 @@
+"""Simplified Chinese by default, English selectable."""
+import os
+from pathlib import Path
+
+from flask import has_request_context, session
+from flask_babel import Babel, get_locale
+from flask_login import current_user
+
+LOCALES = ("zh_CN", "en")
+DEFAULT_LOCALE = "zh_CN"
+CORE_TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+
+babel = Babel()
+
+
+def select_locale():
+    if not has_request_context():  # the CLI
+        return os.environ.get("KEHU_LOCALE", DEFAULT_LOCALE)
+    if current_user and current_user.is_authenticated and current_user.locale in LOCALES:
+        return current_user.locale
+    if session.get("locale") in LOCALES:
+        return session["locale"]
+    return DEFAULT_LOCALE
+
+
+def current_locale():
+    locale = get_locale()
+    return "en" if locale is not None and locale.language == "en" else "zh_CN"
+
+
+def pick(labels):
+    """Choose the text of a {"zh_CN": ..., "en": ...} label for the current language."""
+    if isinstance(labels, dict):
+        return labels.get(current_locale()) or labels.get(DEFAULT_LOCALE) or ""
+    return str(labels)
+
+
+def init_app(app, translation_paths):
+    app.config["BABEL_DEFAULT_LOCALE"] = DEFAULT_LOCALE
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join([str(CORE_TRANSLATIONS), *translation_paths])
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.globals["pick"] = pick
+    app.jinja_env.globals["current_locale"] = current_locale

@@ -1,0 +1,27 @@
+"""Navigation built from the menu items modules declare, filtered per user."""
+from flask import current_app, url_for
+from flask_login import current_user
+
+from core import access
+from core.enablement import is_enabled
+from core.i18n import pick
+
+
+def add(app, item):
+    app.extensions["kehu.menus"].append(item)
+
+
+def visible(user=None):
+    """Menu entries the user may see: permission held and module enabled in their department."""
+    user = user or current_user
+    if not user.is_authenticated:
+        return []
+    items = []
+    for item in sorted(current_app.extensions["kehu.menus"], key=lambda i: (i.order, i.id)):
+        if not access.can(user, item.permission):
+            continue
+        if not is_enabled(item.module, user.department_id, user=user):
+            continue
+        items.append({"id": item.id, "label": pick(item.label), "url": url_for(item.endpoint),
+                      "endpoint": item.endpoint})
+    return items

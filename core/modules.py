@@ -1,0 +1,279 @@
+"""The module contract: manifests, discovery, dependency order and the registrar.
+
+A module is a package with a module-level ``manifest`` (a :class:`Manifest`) and a
+``setup(reg)`` function. The loader finds modules in the ``modules/`` folder and in installed
+distributions declaring the ``kehu.modules`` entry-point group, orders them by ``depends`` and
+refuses to start, naming the module, on anything that breaks the contract.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import re
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import click
+from flask import Blueprint
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+ENTRY_POINT_GROUP = "kehu.modules"
+# The folder of modules shipped with kehu; KEHU_MODULES_PATH adds more (used by the tests).
+MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
+
+
+class ModuleError(RuntimeError):
+    """A module breaks the contract; the message names the module and is one line."""
+
+
+def _labels(value, what, module):
+    if not (isinstance(value, dict) and value.get("zh_CN") and value.get("en")):
+        raise ModuleError(f"module {module}: {what} must be a dict with 'zh_CN' and 'en' texts")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A permission a module declares: ``module.action`` with Chinese and English labels.
+
+    ``roles`` are the roles granted it when the module is installed; the administrator edits
+    the grants afterwards.
+    """
+
+    name: str
+    label: dict
+    roles: tuple = ()
+
+    @property
+    def module(self):
+        return self.name.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    id: str
+    label: dict
+    endpoint: str
+    permission: str
+    order: int = 100
+
+    @property
+    def module(self):
+        return self.id.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    version: str
+    title: dict
+    summary: dict = field(default_factory=lambda: {"zh_CN": "", "en": ""})
+    depends: tuple = ()
+    uses: tuple = ()  # optional modules, loaded first when present
+    auto_install: bool = False  # installed by `kehu init`
+    required: bool = False  # always installed and enabled in every department (customers)
+
+    def check(self, where):
+        if not NAME_RE.match(self.name or ""):
+            raise ModuleError(f"module {where}: manifest name {self.name!r} is not a lower-case identifier")
+        if self.name != where:
+            raise ModuleError(f"module {where}: manifest name {self.name!r} differs from its package name")
+        if not re.match(r"^\d+\.\d+(\.\d+)?$", str(self.version)):
+            raise ModuleError(f"module {where}: manifest version {self.version!r} is not like 1.0.0")
+        _labels(self.title, "title", where)
+        for dep in (*self.depends, *self.uses):
+            if not isinstance(dep, str) or not NAME_RE.match(dep):
+                raise ModuleError(f"module {where}: dependency {dep!r} is not a module name")
+
+
+@dataclass
+class ModuleInfo:
+    """What the loader knows of one discovered module, for the admin page and `modules list`."""
+
+    name: str
+    package: str  # importable package name
+    source: str  # "modules/" folder or "entry point <distribution>"
+    manifest: Manifest
+    setup: object
+    path: Path
+    contributions: dict = field(default_factory=lambda: {
+        "blueprints": [], "permissions": [], "menus": [], "cli": [], "hooks": [], "rules": [],
+        "migrations": None, "templates": None, "translations": None,
+    })
+
+
+def _load_package(package, name, source):
+    try:
+        mod = importlib.import_module(package)
+    except Exception as exc:  # the admin must learn which module failed, and why
+        raise ModuleError(f"module {name}: cannot be imported ({source}): {exc}") from exc
+    manifest = getattr(mod, "manifest", None)
+    if not isinstance(manifest, Manifest):
+        raise ModuleError(f"module {name}: has no `manifest = Manifest(...)` in its __init__")
+    manifest.check(name)
+    setup = getattr(mod, "setup", None)
+    if not callable(setup):
+        raise ModuleError(f"module {name}: has no setup(reg) function")
+    return ModuleInfo(name, package, source, manifest, setup, Path(mod.__file__).resolve().parent)
+
+
+def discover(extra_paths=()):
+    """Find every module: the modules/ folder, extra folders, then the entry-point group."""
+    found = {}
+    folders = [(MODULES_DIR, "modules")] + [(Path(p), None) for p in extra_paths]
+    for folder, prefix in folders:
+        if not folder.is_dir():
+            continue
+        for info in sorted(pkgutil.iter_modules([str(folder)]), key=lambda i: i.name):
+            if not info.ispkg or info.name.startswith("_"):
+                continue
+            if prefix is None:
+                # a test or site folder of modules: import it as a top-level package
+                import sys
+                if str(folder) not in sys.path:
+                    sys.path.insert(0, str(folder))
+                package = info.name
+            else:
+                package = f"{prefix}.{info.name}"
+            if info.name in found:
+                raise ModuleError(f"module {info.name}: found twice ({found[info.name].source} and {folder})")
+            found[info.name] = _load_package(package, info.name, f"{folder.name}/")
+    seen_dists = set()
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist else "?"
+        if (ep.name, dist) in seen_dists:  # the same distribution seen twice on sys.path
+            continue
+        seen_dists.add((ep.name, dist))
+        if ep.name in found:
+            raise ModuleError(f"module {ep.name}: provided both by {found[ep.name].source} and entry point {dist}")
+        found[ep.name] = _load_package(ep.value.split(":")[0], ep.name, f"entry point {dist}")
+    return found
+
+
+def order(found):
+    """Dependency order, deterministic: by depth then name (as Odoo does)."""
+    for info in found.values():
+        for dep in info.manifest.depends:
+            if dep not in found:
+                raise ModuleError(f"module {info.name}: depends on {dep!r}, which is not available")
+    depth, visiting = {}, []
+
+    def walk(name):
+        if name in depth:
+            return depth[name]
+        if name in visiting:
+            cycle = " -> ".join(visiting[visiting.index(name):] + [name])
+            raise ModuleError(f"module {name}: dependency cycle {cycle}")
+        visiting.append(name)
+        m = found[name].manifest
+        deps = [d for d in (*m.depends, *m.uses) if d in found]
+        depth[name] = 1 + max((walk(d) for d in deps), default=-1)
+        visiting.pop()
+        return depth[name]
+
+    for name in sorted(found):
+        walk(name)
+    return [found[n] for n in sorted(found, key=lambda n: (depth[n], n))]
+
+
+class Registrar:
+    """The only way a module touches the app. Each call checks the module's naming rule."""
+
+    def __init__(self, app, info: ModuleInfo):
+        self.app = app
+        self.info = info
+        self.name = info.name
+
+    def _prefixed(self, value, what):
+        if value != self.name and not value.startswith(self.name + "."):
+            raise ModuleError(f"module {self.name}: {what} {value!r} must be named {self.name}.…")
+
+    def blueprint(self, bp: Blueprint):
+        if bp.name != self.name:
+            raise ModuleError(f"module {self.name}: blueprint {bp.name!r} must be named {self.name!r}")
+        if (bp.url_prefix or "").strip("/") != self.name:
+            raise ModuleError(f"module {self.name}: blueprint URL prefix must be /{self.name}/")
+        self.app.register_blueprint(bp)
+        self.info.contributions["blueprints"].append(bp.name)
+
+    def permissions(self, *perms: Permission):
+        from core import access
+        for perm in perms:
+            self._prefixed(perm.name, "permission")
+            _labels(perm.label, f"permission {perm.name} label", self.name)
+            access.declare(perm)
+            self.info.contributions["permissions"].append(perm.name)
+
+    def menu(self, *items: MenuItem):
+        from core import menus
+        for item in items:
+            self._prefixed(item.id, "menu id")
+            self._prefixed(item.endpoint, "menu endpoint")
+            self._prefixed(item.permission, "menu permission")
+            _labels(item.label, f"menu {item.id} label", self.name)
+            menus.add(self.app, item)
+            self.info.contributions["menus"].append(item.id)
+
+    def migrations(self, folder="migrations"):
+        path = self.info.path / folder
+        if not path.is_dir():
+            raise ModuleError(f"module {self.name}: migrations folder {path} is missing")
+        self.app.extensions["kehu.migration_paths"].append(str(path))
+        self.info.contributions["migrations"] = str(path)
+
+    def cli(self, command: click.Command, under=None):
+        """Add a click command or group named after the module, at the top or under a core group
+        (``under="import"`` gives ``kehu import customers``)."""
+        if command.name != self.name:
+            raise ModuleError(f"module {self.name}: CLI command {command.name!r} must be named {self.name!r}")
+        self.app.extensions["kehu.cli"].append((under, command))
+        self.info.contributions["cli"].append(f"{under} {command.name}" if under else command.name)
+
+    def hook(self, hook_name: str, func):
+        from core import hooks
+        hooks.add(self.app, hook_name, self.name, func)
+        self.info.contributions["hooks"].append(hook_name)
+
+    def record_rule(self, model, rule):
+        from core import access
+        if not model.__tablename__.startswith(self.name + "_"):
+            raise ModuleError(f"module {self.name}: record rule for foreign table {model.__tablename__}")
+        access.add_record_rule(self.app, model, rule)
+        self.info.contributions["rules"].append(model.__tablename__)
+
+    def check_tables(self, *models):
+        for model in models:
+            if not model.__tablename__.startswith(self.name + "_"):
+                raise ModuleError(f"module {self.name}: table {model.__tablename__!r} must start with {self.name}_")
+
+
+def load_all(app, extra_paths=()):
+    """Discover, order and set up every module; any contract error stops start-up."""
+    from core.db import db
+    found = discover(extra_paths)
+    ordered = order(found)
+    before = set(db.metadata.tables)
+    for info in ordered:
+        reg = Registrar(app, info)
+        info.setup(reg)
+        templates = info.path / "templates"
+        if templates.is_dir():
+            info.contributions["templates"] = str(templates)
+            app.extensions["kehu.template_paths"].append(str(templates))
+        translations = info.path / "translations"
+        if translations.is_dir():
+            info.contributions["translations"] = str(translations)
+            app.extensions["kehu.translation_paths"].append(str(translations))
+        new_tables = set(db.metadata.tables) - before
+        for table in sorted(new_tables):
+            if not table.startswith(info.name + "_"):
+                raise ModuleError(f"module {info.name}: table {table!r} must start with {info.name}_")
+        before |= new_tables
+    return {info.name: info for info in ordered}
+
+
+def extra_module_paths():
+    value = os.environ.get("KEHU_MODULES_PATH", "")
+    return [p for p in value.split(os.pathsep) if p]

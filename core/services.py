@@ -1,0 +1,211 @@
+"""Platform services shared by the web pages and the CLI: departments, users, modules, grants.
+
+Each function takes the acting user explicitly, checks its input, writes an audit entry and
+leaves committing to the caller."""
+from __future__ import annotations
+
+import re
+
+from alembic import command as alembic_command
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from core import access, audit
+from core.db import db
+from core.models import ROLES, Department, ModuleEnablement, ModuleState, RoleGrant, User
+
+CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
+
+
+class ServiceError(ValueError):
+    """Bad input for a platform action; the message is shown to the user as it is."""
+
+
+def create_department(actor, code, name):
+    code, name = (code or "").strip(), (name or "").strip()
+    if not CODE_RE.match(code):
+        raise ServiceError(_("Department code must be 1-32 letters, digits, '-' or '_'."))
+    if not name or len(name) > 100:
+        raise ServiceError(_("Department name must have 1-100 characters."))
+    if db.session.execute(select(Department).where(Department.code == code)).scalar_one_or_none():
+        raise ServiceError(_("Department %(code)s exists already.", code=code))
+    dept = Department(code=code, name=name)
+    db.session.add(dept)
+    db.session.flush()
+    audit.record("core.department.created", target=dept, actor=actor, code=code)
+    return dept
+
+
+def department_by_code(code):
+    dept = db.session.execute(select(Department).where(Department.code == code)).scalar_one_or_none()
+    if dept is None:
+        raise ServiceError(_("No department with code %(code)s.", code=code))
+    return dept
+
+
+def create_user(actor, username, password, role, department=None, display_name="", must_change=False):
+    from core.auth import hash_password, validate_new_password
+    username = (username or "").strip()
+    if not USERNAME_RE.match(username):
+        raise ServiceError(_("User name must be 2-64 letters, digits, '.', '-' or '_'."))
+    if role not in ROLES:
+        raise ServiceError(_("Unknown role %(role)s; roles are: %(roles)s.", role=role, roles=", ".join(ROLES)))
+    if role in ("head", "sales", "service") and department is None:
+        raise ServiceError(_("A %(role)s user needs a department.", role=role))
+    if db.session.execute(select(User).where(User.username == username)).scalar_one_or_none():
+        raise ServiceError(_("User %(name)s exists already.", name=username))
+    problem = validate_new_password(password or "", username)
+    if problem:
+        raise ServiceError(problem)
+    user = User(username=username, display_name=(display_name or username)[:100], role=role,
+                department_id=department.id if department else None,
+                password_hash=hash_password(password), must_change_password=must_change)
+    db.session.add(user)
+    db.session.flush()
+    audit.record("core.user.created", target=user, actor=actor, role=role,
+                 department=department.code if department else "")
+    return user
+
+
+def update_user(actor, user, *, role=None, department=None, active=None):
+    changed = []
+    if role is not None and role != user.role:
+        if role not in ROLES:
+            raise ServiceError(_("Unknown role %(role)s.", role=role))
+        user.role = role
+        changed.append("role")
+    if department is not None and department.id != user.department_id:
+        user.department_id = department.id
+        changed.append("department")
+    if active is not None and active != user.active:
+        user.active = active
+        changed.append("active")
+    if role in ("head", "sales", "service") and user.department_id is None:
+        raise ServiceError(_("A %(role)s user needs a department.", role=role))
+    if changed:
+        user.rotate_session_token()  # changed rights take effect on every open session at once
+        audit.record("core.user.updated", target=user, actor=actor, fields=changed)
+    return changed
+
+
+# --- modules --------------------------------------------------------------------------------------
+
+def module_info(name):
+    info = current_app.extensions["kehu.modules"].get(name)
+    if info is None:
+        raise ServiceError(_("No module named %(name)s.", name=name))
+    return info
+
+
+def installed_state(name):
+    return db.session.get(ModuleState, name)
+
+
+def run_migrations(target):
+    """Upgrade the schema to ``target`` (e.g. "core@head", "grading@head", "heads")."""
+    config = current_app.extensions["migrate"].migrate.get_config()
+    alembic_command.upgrade(config, target)
+
+
+def install_module(actor, name):
+    """Create the module's tables through its migrations (after its dependencies), grant its
+    permissions to their default roles and record it as installed."""
+    info = module_info(name)
+    installed = []
+    for dep in info.manifest.depends:
+        if installed_state(dep) is None:
+            installed += install_module(actor, dep)
+    if installed_state(name) is not None:
+        return installed
+    if current_app.config.get("RUN_MIGRATIONS", True) and info.contributions["migrations"]:
+        # the migration runs on its own connection: end our transaction so SQLite is not locked
+        db.session.commit()
+        run_migrations(f"{name}@head")
+    db.session.add(ModuleState(name=name, version=info.manifest.version))
+    grant_defaults(name)
+    audit.record("core.module.installed", actor=actor, target_type="module", target_id=name,
+                 version=info.manifest.version)
+    db.session.flush()
+    return installed + [name]
+
+
+def grant_defaults(module):
+    existing = {tuple(r) for r in db.session.execute(select(RoleGrant.role, RoleGrant.permission))}
+    for perm in access.declared().values():
+        if perm.module != module:
+            continue
+        for role in perm.roles:
+            if (role, perm.name) not in existing:
+                db.session.add(RoleGrant(role=role, permission=perm.name))
+
+
+def _check_enable(actor, name, department):
+    info = module_info(name)
+    if installed_state(name) is None:
+        raise ServiceError(_("Module %(name)s is not installed.", name=name))
+    if info.manifest.required:
+        raise ServiceError(_("Module %(name)s is always enabled.", name=name))
+    if actor is not None and getattr(actor, "role", None) == "head" and actor.department_id != department.id:
+        raise ServiceError(_("A department head manages only their own department."))
+    return info
+
+
+def enable_module(actor, name, department):
+    info = _check_enable(actor, name, department)
+    for dep in info.manifest.depends:
+        dep_info = module_info(dep)
+        if not dep_info.manifest.required and not _is_enabled_row(dep, department):
+            raise ServiceError(_("Enable %(dep)s first: %(name)s depends on it.", dep=dep, name=name))
+    if _is_enabled_row(name, department):
+        return False
+    db.session.add(ModuleEnablement(module=name, department_id=department.id))
+    audit.record("core.module.enabled", actor=actor, target_type="module", target_id=name,
+                 department=department.code)
+    db.session.flush()
+    return True
+
+
+def disable_module(actor, name, department):
+    """Stop a department using a module. Its data stays and reappears when enabled again."""
+    _check_enable(actor, name, department)
+    row = _is_enabled_row(name, department)
+    if row is None:
+        return False
+    for other, info in current_app.extensions["kehu.modules"].items():
+        if name in info.manifest.depends and _is_enabled_row(other, department):
+            raise ServiceError(_("Disable %(other)s first: it depends on %(name)s.", other=other, name=name))
+    db.session.delete(row)
+    audit.record("core.module.disabled", actor=actor, target_type="module", target_id=name,
+                 department=department.code)
+    db.session.flush()
+    return True
+
+
+def _is_enabled_row(name, department):
+    return db.session.execute(select(ModuleEnablement).where(
+        ModuleEnablement.module == name, ModuleEnablement.department_id == department.id)).scalar_one_or_none()
+
+
+def set_grants(actor, role, permissions):
+    """Replace the grants of one role with ``permissions`` (declared names only)."""
+    if role not in ROLES:
+        raise ServiceError(_("Unknown role %(role)s.", role=role))
+    declared = access.declared()
+    unknown = sorted(set(permissions) - set(declared))
+    if unknown:
+        raise ServiceError(_("Unknown permissions: %(names)s.", names=", ".join(unknown)))
+    current = {g.permission: g for g in db.session.execute(
+        select(RoleGrant).where(RoleGrant.role == role)).scalars()}
+    added = sorted(set(permissions) - set(current))
+    removed = sorted(p for p in current if p not in permissions and p in declared)
+    for name in added:
+        db.session.add(RoleGrant(role=role, permission=name))
+    for name in removed:
+        db.session.delete(current[name])
+    if added or removed:
+        audit.record("core.role.grants_changed", actor=actor, target_type="role", target_id=role,
+                     added=added, removed=removed)
+    db.session.flush()
+    return added, removed

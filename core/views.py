@@ -1,0 +1,255 @@
+"""The core's pages: home, health, language, administration and the audit trail viewer."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select, text
+
+from core import access, audit, services
+from core.access import require, signed_in
+from core.audit import AuditEntry
+from core.db import db
+from core.i18n import LOCALES
+from core.models import ROLE_LABELS, ROLES, Department, ModuleEnablement, RoleGrant, User
+from core.modules import MenuItem, Permission
+
+CORE_PERMISSIONS = (
+    Permission("core.modules.view", {"zh_CN": "查看模块", "en": "View modules"}, ("admin", "head")),
+    Permission("core.modules.install", {"zh_CN": "安装模块", "en": "Install modules"}, ("admin",)),
+    Permission("core.modules.enable", {"zh_CN": "为部门启用或停用模块", "en": "Enable modules for a department"},
+               ("admin", "head")),
+    Permission("core.roles.manage", {"zh_CN": "管理角色权限", "en": "Manage role permissions"}, ("admin",)),
+    Permission("core.users.manage", {"zh_CN": "管理用户", "en": "Manage users"}, ("admin",)),
+    Permission("core.departments.manage", {"zh_CN": "管理部门", "en": "Manage departments"}, ("admin",)),
+    Permission("core.audit.view", {"zh_CN": "查看审计日志", "en": "View the audit trail"}, ("security",)),
+)
+
+CORE_MENUS = (
+    MenuItem("core.audit", {"zh_CN": "审计日志", "en": "Audit trail"}, "audit.trail", "core.audit.view", 800),
+    MenuItem("core.modules", {"zh_CN": "模块管理", "en": "Modules"}, "admin.modules", "core.modules.view", 900),
+    MenuItem("core.users", {"zh_CN": "用户", "en": "Users"}, "admin.users", "core.users.manage", 910),
+    MenuItem("core.departments", {"zh_CN": "部门", "en": "Departments"}, "admin.departments",
+             "core.departments.manage", 920),
+    MenuItem("core.roles", {"zh_CN": "角色权限", "en": "Roles"}, "admin.roles", "core.roles.manage", 930),
+)
+
+main = Blueprint("main", __name__)
+admin = Blueprint("admin", __name__, url_prefix="/admin")
+audit_bp = Blueprint("audit", __name__, url_prefix="/audit")
+
+
+@main.route("/")
+@signed_in
+def index():
+    return render_template("index.html")
+
+
+@main.route("/healthz")
+@access.public
+def healthz():
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception:  # the health check reports, it never raises
+        return {"status": "error", "database": "unreachable"}, 503
+    return {"status": "ok"}
+
+
+@main.route("/language", methods=["POST"])
+@access.public
+def language():
+    locale = request.form.get("locale")
+    if locale in LOCALES:
+        session["locale"] = locale
+        if current_user.is_authenticated:
+            current_user.locale = locale
+            db.session.commit()
+    target = request.form.get("next") or ""
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("main.index")
+    return redirect(target)
+
+
+# --- modules ------------------------------------------------------------------------------------
+
+@admin.route("/modules")
+@require("core.modules.view")
+def modules():
+    infos = current_app.extensions["kehu.modules"]
+    installed = access.installed_modules()
+    enabled = {tuple(r) for r in db.session.execute(select(ModuleEnablement.module, ModuleEnablement.department_id))}
+    if current_user.role == "head":
+        departments = [current_user.department] if current_user.department else []
+    else:
+        departments = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
+    return render_template("admin/modules.html", infos=infos.values(), installed=installed,
+                           enabled=enabled, departments=departments,
+                           can_install=access.can(current_user, "core.modules.install"),
+                           can_enable=access.can(current_user, "core.modules.enable"))
+
+
+@admin.route("/modules/<name>/install", methods=["POST"])
+@require("core.modules.install")
+def install_module(name):
+    try:
+        done = services.install_module(current_user, name)
+        db.session.commit()
+    except services.ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    else:
+        if done:
+            flash(_("Installed: %(names)s.", names=", ".join(done)), "success")
+    return redirect(url_for("admin.modules"))
+
+
+@admin.route("/modules/<name>/<any(enable, disable):action>", methods=["POST"])
+@require("core.modules.enable")
+def toggle_module(name, action):
+    try:
+        dept_id = request.form.get("department_id", type=int)
+        dept = db.session.get(Department, dept_id) if dept_id else None
+        if dept is None:
+            raise services.ServiceError(_("Choose a department."))
+        change = services.enable_module if action == "enable" else services.disable_module
+        change(current_user, name, dept)
+        db.session.commit()
+    except services.ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    else:
+        flash(_("Saved."), "success")
+    return redirect(url_for("admin.modules"))
+
+
+# --- roles, users, departments --------------------------------------------------------------------
+
+@admin.route("/roles", methods=["GET", "POST"])
+@require("core.roles.manage")
+def roles():
+    declared = sorted(access.declared().values(), key=lambda p: p.name)
+    installed = access.installed_modules()
+    declared = [p for p in declared if p.module in installed]
+    if request.method == "POST":
+        role = request.form.get("role", "")
+        try:
+            services.set_grants(current_user, role, request.form.getlist("permission"))
+            db.session.commit()
+            flash(_("Saved."), "success")
+        except services.ServiceError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+        return redirect(url_for("admin.roles"))
+    grants = {tuple(r) for r in db.session.execute(select(RoleGrant.role, RoleGrant.permission))}
+    return render_template("admin/roles.html", declared=declared, roles=ROLES, role_labels=ROLE_LABELS,
+                           grants=grants)
+
+
+@admin.route("/users", methods=["GET", "POST"])
+@require("core.users.manage")
+def users():
+    departments = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
+    if request.method == "POST":
+        f = request.form
+        try:
+            dept = db.session.get(Department, int(f["department_id"])) if f.get("department_id") else None
+            services.create_user(current_user, f.get("username"), f.get("password"), f.get("role"), dept,
+                                 f.get("display_name", ""), must_change=True)
+            db.session.commit()
+            flash(_("User created; they must change the password at first sign-in."), "success")
+            return redirect(url_for("admin.users"))
+        except services.ServiceError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+    rows = db.session.execute(select(User).order_by(User.username)).scalars().all()
+    return render_template("admin/users.html", users=rows, departments=departments, roles=ROLES,
+                           role_labels=ROLE_LABELS)
+
+
+@admin.route("/users/<int:user_id>", methods=["POST"])
+@require("core.users.manage")
+def update_user(user_id):
+    user = db.session.get(User, user_id) or abort(404)
+    f = request.form
+    try:
+        dept = db.session.get(Department, int(f["department_id"])) if f.get("department_id") else None
+        services.update_user(current_user, user, role=f.get("role") or None, department=dept,
+                             active=f.get("active") == "1")
+        db.session.commit()
+        flash(_("Saved."), "success")
+    except services.ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    return redirect(url_for("admin.users"))
+
+
+@admin.route("/departments", methods=["GET", "POST"])
+@require("core.departments.manage")
+def departments():
+    if request.method == "POST":
+        try:
+            services.create_department(current_user, request.form.get("code"), request.form.get("name"))
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("admin.departments"))
+        except services.ServiceError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+    counts = dict(db.session.execute(select(User.department_id, func.count()).group_by(User.department_id)).all())
+    rows = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
+    return render_template("admin/departments.html", departments=rows, counts=counts)
+
+
+# --- audit trail ----------------------------------------------------------------------------------
+
+def _parse_day(value, end=False):
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except (TypeError, ValueError):
+        return None
+    return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
+
+
+@audit_bp.route("/")
+@require("core.audit.view")
+def trail():
+    args = request.args
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
+    if args.get("actor"):
+        stmt = stmt.where(AuditEntry.actor == args["actor"].strip())
+    if args.get("action"):
+        stmt = stmt.where(AuditEntry.action.startswith(args["action"].strip(), autoescape=True))
+    if args.get("target_id"):
+        stmt = stmt.where(AuditEntry.target_id == args["target_id"].strip())
+    if args.get("result"):
+        stmt = stmt.where(AuditEntry.result == args["result"].strip())
+    since, until = _parse_day(args.get("since")), _parse_day(args.get("until"), end=True)
+    if since:
+        stmt = stmt.where(AuditEntry.at >= since)
+    if until:
+        stmt = stmt.where(AuditEntry.at <= until)
+    before = args.get("before", type=int)
+    if before:
+        stmt = stmt.where(AuditEntry.id < before)  # keyset paging: no OFFSET scans
+    page_size = current_app.config["PAGE_SIZE"]
+    entries = db.session.execute(stmt.limit(page_size + 1)).scalars().all()
+    more = len(entries) > page_size
+    entries = entries[:page_size]
+    filters = {k: v for k, v in args.items() if v and k != "before"}
+    older_url = url_for("audit.trail", **filters, before=entries[-1].id) if more else None
+    audit.record("core.audit.viewed", filters=filters)
+    db.session.commit()
+    return render_template("audit/trail.html", entries=entries, older_url=older_url, args=args)
+
+
+def init_app(app):
+    from core import menus
+    for perm in CORE_PERMISSIONS:
+        access.declare(perm)
+    for item in CORE_MENUS:
+        menus.add(app, item)
+    app.register_blueprint(main)
+    app.register_blueprint(admin)
+    app.register_blueprint(audit_bp)
