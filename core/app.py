@@ -14,7 +14,7 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from core import access, crypto, enablement, i18n
+from core import access, crypto, enablement, i18n, numbering  # noqa: F401 - numbering's table
 from core.db import configure_sqlite, db
 from core.modules import extra_module_paths, load_all
 

@@ -2,7 +2,7 @@
 
 Revision ID: core_0001
 Revises: 
-Create Date: 2026-11-27 08:06:11.247232
+Create Date: 2026-11-27 08:09:07.017541
 
 """
 from alembic import op
@@ -75,6 +75,14 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_role_grant')),
     sa.UniqueConstraint('role', 'permission', name=op.f('uq_core_role_grant_role'))
     )
+    op.create_table('core_sequence',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('prefix', sa.String(length=16), nullable=False),
+    sa.Column('year', sa.Integer(), nullable=False),
+    sa.Column('last', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_sequence')),
+    sa.UniqueConstraint('prefix', 'year', name=op.f('uq_core_sequence_prefix'))
+    )
     op.create_table('core_subject_key',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kek_id', sa.String(length=16), nullable=False),
@@ -129,6 +137,7 @@ def downgrade():
     op.drop_table('core_user')
     op.drop_table('core_module_enablement')
     op.drop_table('core_subject_key')
+    op.drop_table('core_sequence')
     op.drop_table('core_role_grant')
     op.drop_table('core_module_state')
     op.drop_table('core_login_throttle')

@@ -1,0 +1,46 @@
+"""The customer register (客户). Always installed; every business module builds on it.
+
+Other modules use only what this package exports below (loaded lazily so importing the
+package stays light): the Customer model for foreign keys, scoped lookups, transaction sums
+and the masked display of a customer's fields."""
+from core.modules import Manifest
+
+manifest = Manifest(
+    name="customers", version="1.0.0",
+    title={"zh_CN": "客户登记", "en": "Customer register"},
+    summary={"zh_CN": "个人与企业客户、联系人、同意记录、交易与服务记录、移交、导入导出",
+             "en": "Individual and organisation customers, contacts, consent, transactions, handover, import/export"},
+    depends=(), auto_install=True, required=True,
+)
+
+# What other modules may use. Hooks this module calls:
+#   customers.timeline(customer) -> [TimelineEvent]     events on the customer page
+#   customers.panels(customer, actor) -> [(title, html)] panels on the customer page
+#   customers.list_columns / customers.list_filters      extra list columns and filters
+#   customers.handover(from_user, to_user, actor) -> int rows reassigned by another module
+EXPORTS = {
+    "Customer": "models", "Transaction": "models", "TimelineEvent": "api", "get_customer": "api",
+    "scoped_customers": "api", "transaction_totals": "api", "masked_fields": "api",
+    "CUSTOMER_KINDS": "fields", "STATUSES": "fields",
+}
+
+
+def __getattr__(name):
+    if name in EXPORTS:
+        import importlib
+        return getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)
+    raise AttributeError(name)
+
+
+def setup(reg):
+    from . import api, cli, models, permissions, views
+    reg.check_tables(*models.ALL)
+    reg.blueprint(views.bp)
+    reg.permissions(*permissions.ALL)
+    reg.menu(*permissions.MENUS)
+    reg.migrations()
+    reg.record_rule(models.Customer, api.customer_rule)
+    reg.cli(cli.import_command, under="import")
+    reg.cli(cli.export_command, under="export")
+    reg.cli(cli.group)
+    reg.hook("core.demo", cli.demo_data)

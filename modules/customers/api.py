@@ -1,0 +1,87 @@
+"""What other modules may use of the customer register (re-exported by the package)."""
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import func, or_, select
+
+from core import access
+from core.db import db
+
+from .fields import FIELDS, L2, L3
+from .models import Customer, Share, Transaction
+
+
+def _shared_with(actor):
+    return Customer.id.in_(select(Share.customer_id).where(Share.user_id == actor.id))
+
+
+# Heads: their department; sales and service staff: their own customers and those shared with
+# them; everyone else (admin, security): none.
+customer_rule = access.ownership_rule(Customer.owner_id, Customer.department_id, _shared_with)
+
+
+def scoped_customers(actor):
+    """A select of the customers the actor may see."""
+    return access.scoped(select(Customer), actor, Customer)
+
+
+def get_customer(customer_id, actor=None):
+    """The customer if it is within the actor's remit, else 404 (as if it did not exist)."""
+    return access.get_or_404(Customer, customer_id, actor)
+
+
+def transaction_totals(customer_ids, since: date | None = None, kind="transaction"):
+    """{customer_id: (count, amount sum)} of transaction records, optionally since a date."""
+    stmt = (select(Transaction.customer_id, func.count(), func.coalesce(func.sum(Transaction.amount), 0))
+            .where(Transaction.customer_id.in_(list(customer_ids)), Transaction.kind == kind)
+            .group_by(Transaction.customer_id))
+    if since is not None:
+        stmt = stmt.where(Transaction.occurred_on >= since)
+    return {cid: (count, total) for cid, count, total in db.session.execute(stmt)}
+
+
+def masked_fields(customer, actor=None):
+    """[(field name, label dict, display value)] of the customer's filled fields, L2/L3 masked.
+    Used by the customer page and the PDF forms of other modules: never unmasked here."""
+    rows = []
+    for spec in FIELDS.values():
+        if customer.kind not in spec.kinds:
+            continue
+        value = getattr(customer, spec.name)
+        if value in (None, ""):
+            continue
+        if spec.level in (L2, L3):
+            value = spec.mask(value) if spec.mask else "****"
+        rows.append((spec.name, spec.label, value))
+    return rows
+
+
+@dataclass
+class TimelineEvent:
+    """One line on a customer's timeline; modules return these from the customers.timeline hook."""
+
+    at: object  # datetime (UTC) or date
+    title: str
+    module: str = "customers"
+    detail: str = ""
+    url: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def search_filter(q, normalise):
+    """The WHERE clause for /customers/?q=: customer number, company name (substring), or the
+    exact name, phone or ID number through their blind indexes. ``normalise`` maps a kind of
+    value ("phone", "id_number", "name") to its canonical form, or None if q is not one."""
+    from core.crypto import blind_index_candidates
+    q = q.strip()
+    clauses = [Customer.number == q.upper(),
+               Customer.company_name.contains(q, autoescape=True),
+               Customer.credit_code == q.upper()]
+    for kind, columns in (("name", [Customer.name_bidx]),
+                          ("phone", [Customer.phone_bidx, Customer.phone2_bidx]),
+                          ("id_number", [Customer.id_number_bidx])):
+        value = normalise(kind, q)
+        if value:
+            digests = blind_index_candidates(FIELDS[kind].search_domain, value)
+            clauses += [col.in_(digests) for col in columns]
+    return or_(*clauses)
