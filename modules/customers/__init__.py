@@ -15,13 +15,15 @@ manifest = Manifest(
 
 # What other modules may use. Hooks this module calls:
 #   customers.timeline(customer) -> [TimelineEvent]     events on the customer page
-#   customers.panels(customer, actor) -> [(title, html)] panels on the customer page
-#   customers.list_columns / customers.list_filters      extra list columns and filters
+#   customers.panels(customer, actor) -> [Panel]         boxes on the customer page
+#   customers.list_columns(actor) -> [ListColumn]        extra list columns (optionally sortable)
+#   customers.list_filters(actor) -> [ListFilter]        extra list filters
 #   customers.handover(from_user, to_user, actor) -> int rows reassigned by another module
 EXPORTS = {
     "Customer": "models", "Transaction": "models", "TimelineEvent": "api", "get_customer": "api",
     "scoped_customers": "api", "transaction_totals": "api", "masked_fields": "api",
-    "CUSTOMER_KINDS": "fields", "STATUSES": "fields",
+    "CUSTOMER_KINDS": "fields", "STATUSES": "fields", "Panel": "api", "ListColumn": "api",
+    "ListFilter": "api",
 }
 
 

@@ -85,3 +85,38 @@ def search_filter(q, normalise):
             digests = blind_index_candidates(FIELDS[kind].search_domain, value)
             clauses += [col.in_(digests) for col in columns]
     return or_(*clauses)
+
+
+@dataclass
+class Panel:
+    """A box on the customer page; modules return these from the customers.panels hook.
+    ``template`` is rendered with ``context`` plus ``customer``."""
+
+    title: str
+    template: str
+    context: dict = field(default_factory=dict)
+    module: str = ""
+
+
+@dataclass
+class ListColumn:
+    """An extra column of the customer list (customers.list_columns hook).
+
+    ``values(customers) -> {customer_id: text}`` for the rows on the page; ``sort(stmt, descending)``
+    optionally orders the list's select by this column."""
+
+    key: str
+    label: str
+    values: object
+    sort: object = None
+
+
+@dataclass
+class ListFilter:
+    """An extra filter of the customer list (customers.list_filters hook): query parameter
+    ``param`` with ``choices`` [(value, label)]; ``apply(stmt, value) -> stmt``."""
+
+    param: str
+    label: str
+    choices: list
+    apply: object
