@@ -195,5 +195,12 @@ def get_or_404(model, ident, actor=None):
     actor = actor or current_user
     row = db.session.execute(scoped(select(model), actor).where(model.id == ident)).scalar_one_or_none()
     if row is None:
+        if db.session.get(model, ident) is not None:
+            # the user gets the same 404 as for a missing row; the attempt is on record
+            from core import audit
+            db.session.rollback()
+            audit.record("core.access.out_of_remit", result="denied", target_type=model.__tablename__,
+                         target_id=ident)
+            db.session.commit()
         abort(404)
     return row

@@ -43,6 +43,7 @@ def _defaults(app):
         SECRET_KEY_FILE=os.environ.get("KEHU_SECRET_KEY_FILE") or str(inst / "secret.key"),
         MASTER_KEY_FILE=os.environ.get("KEHU_MASTER_KEY_FILE") or str(inst / "master.key"),
         COMPANY_NAME=os.environ.get("KEHU_COMPANY_NAME", "kehu"),
+        BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
         UPLOAD_FOLDER=str(inst / "uploads"),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
