@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 DEBIAN_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 poppler-utils chromium chromium-driver libpango-1.0-0 libpangoft2-1.0-0
 INSTANCE ?= instance
 
-.PHONY: run test setup debs venv translations load bench clean
+.PHONY: run test setup debs venv load bench clean
 
 run: setup
 	@if [ ! -f "$(INSTANCE)/master.key" ]; then KEHU_INSTANCE=$(INSTANCE) $(VENV)/bin/kehu init --demo; fi
@@ -17,7 +17,7 @@ run: setup
 test: setup
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
-setup: debs venv translations
+setup: debs venv
 
 # Debian packages: CJK fonts and HarfBuzz's subsetter for PDFs, poppler to read PDFs back in the
 # tests, Chromium for the browser tests. Installed only when missing.
@@ -38,15 +38,26 @@ $(VENV)/.installed: pyproject.toml tests/fixtures/kehu-notices/pyproject.toml
 
 venv: $(VENV)/.installed
 
-translations: venv
-	@$(VENV)/bin/pybabel compile -q -d translations -f 2>/dev/null || $(VENV)/bin/pybabel compile -d translations -f
-	@for d in modules/*/translations; do [ -d "$$d" ] && $(VENV)/bin/pybabel compile -q -d "$$d" -f; done; true
 
+# Load test, not part of `make test` (bench/README.md): 50 simulated users for 60 s against
+# gunicorn on 127.0.0.1, SQLite; also PostgreSQL when LOAD_PG names a database whose public
+# schema may be dropped, e.g. make load LOAD_PG=postgresql+psycopg://postgres@127.0.0.1:5432/test
+LOAD_ARGS ?=
+LOAD_PG ?=
 load: setup
-	$(PY) bench/load.py
+	$(PY) bench/load.py $(LOAD_ARGS)
+	@if [ -n "$(LOAD_PG)" ]; then echo "$(PY) bench/load.py $(LOAD_ARGS) --database $(LOAD_PG)"; \
+	  $(PY) bench/load.py $(LOAD_ARGS) --database "$(LOAD_PG)"; fi
 
+# Benchmarks, not part of `make test`: 10k and 100k customers (BENCH_ARGS=--million adds 1M)
+# against a bare baseline; wrk (Debian) drives the load and is installed when missing.
+BENCH_ARGS ?=
 bench: setup
-	$(PY) bench/bench.py
+	@command -v wrk >/dev/null 2>&1 || { echo "installing Debian package: wrk"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }; }
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

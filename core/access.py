@@ -134,6 +134,11 @@ def check_endpoints(app):
         if getattr(view, "kehu_public", False) or getattr(view, "kehu_signed_in", False):
             continue
         raise ModuleError(f"module {endpoint.split('.')[0]}: endpoint {endpoint} declares no permission")
+    for item in app.extensions["kehu.menus"]:
+        if item.permission not in _DECLARED:
+            raise ModuleError(f"module {item.module}: menu {item.id} needs undeclared permission {item.permission!r}")
+        if item.endpoint not in app.view_functions:
+            raise ModuleError(f"module {item.module}: menu {item.id} points to unknown endpoint {item.endpoint!r}")
 
 
 def _on_identity_loaded(sender, identity):
@@ -188,6 +193,16 @@ def ownership_rule(owner_col, department_col, shared=None):
         return false()
 
     return rule
+
+
+def safe_local_url(target, default):
+    """``target`` if it is a path on this site, else ``default`` (no open redirects: browsers
+    drop tabs and newlines, so "/\t/evil.example" would become "//evil.example")."""
+    target = target or ""
+    if (not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(c) < 32 or ord(c) == 127 for c in target)):
+        return default
+    return target
 
 
 def get_or_404(model, ident, actor=None):

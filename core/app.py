@@ -95,7 +95,7 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
     @migrate.configure
     def _version_locations(config):
         paths = [str(ROOT / "migrations" / "versions"), *app.extensions["kehu.migration_paths"]]
-        config.set_main_option("version_locations", " ".join(paths))
+        config.set_main_option("version_locations", os.pathsep.join(paths))
         return config
 
     csrf.init_app(app)

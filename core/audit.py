@@ -135,7 +135,7 @@ def record(action, *, target=None, target_type=None, target_id=None, actor=None,
     entry = AuditEntry(
         at=utcnow(), action=action, result=result,
         actor_id=getattr(actor, "id", None),
-        actor=_clean(getattr(actor, "username", actor if isinstance(actor, str) else "")) or "",
+        actor=(_clean(getattr(actor, "username", actor if isinstance(actor, str) else "")) or "")[:64],
         role=getattr(actor, "role", "") or "", department_id=getattr(actor, "department_id", None),
         target_type=target_type or "", target_id=str(target_id if target_id is not None else ""),
         details=json.dumps({k: _clean(v) for k, v in details.items()}, ensure_ascii=False, sort_keys=True),

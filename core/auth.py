@@ -16,7 +16,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from core import audit
-from core.access import public, signed_in
+from core.access import public, safe_local_url, signed_in
 from core.db import db
 from core.models import LoginThrottle, User, utcnow
 
@@ -138,8 +138,8 @@ def login():
         elif not user.active:
             _fail(user, throttle, username, "inactive")
         else:
+            # the address's failure count stays: one valid account must not reset guessing others
             user.failed_logins, user.locked_until = 0, None
-            throttle.failures = 0
             # a fresh session: nothing planted before sign-in survives it
             next_url = session.get("next")
             session.clear()
@@ -151,10 +151,7 @@ def login():
             if user.must_change_password:
                 flash(_("Please choose a new password."), "warning")
                 return redirect(url_for("auth.password"))
-            target = request.args.get("next") or next_url or ""
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("main.index")
-            return redirect(target)
+            return redirect(safe_local_url(request.args.get("next") or next_url, url_for("main.index")))
         # one message for every failure, so it tells nothing about which accounts exist
         flash(_("Wrong user name or password, or the account is locked."), "danger")
     return render_template("auth/login.html", form=form)

@@ -44,6 +44,14 @@ class KehuGroup(click.Group):
                 pass
         return sorted(names)
 
+    def invoke(self, ctx):
+        from core.crypto import KeyringError
+        from core.modules import ModuleError
+        try:
+            return super().invoke(ctx)
+        except (ModuleError, KeyringError) as exc:
+            raise click.ClickException(str(exc).splitlines()[0]) from exc
+
     def get_command(self, ctx, name):
         command = super().get_command(ctx, name)
         if command is not None:
@@ -96,6 +104,7 @@ def init(demo):
     if app.extensions.get("kehu.keyring") is None:
         crypto.init_app(app)
     services.run_migrations("core@head")
+    _restrict_permissions(Path(app.instance_path), db.engine.url)
     for name, info in app.extensions["kehu.modules"].items():
         if info.manifest.required or info.manifest.auto_install:
             services.install_module(cli_actor(), name)
@@ -113,6 +122,17 @@ def init(demo):
     if demo:
         from core import demo as demo_data
         demo_data.create(click.echo)
+
+
+def _restrict_permissions(instance, url):
+    """Only the service user may read the instance folder and the SQLite file."""
+    import os
+    instance.chmod(0o700)
+    if url.get_backend_name() == "sqlite" and url.database:
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(url.database + suffix)
+            if path.exists():
+                os.chmod(path, 0o600)
 
 
 @main.command()

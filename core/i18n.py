@@ -35,7 +35,30 @@ def pick(labels):
     return str(labels)
 
 
+def compile_catalogs(folders, logger=None):
+    """Compile each .po into its .mo when the .mo is missing or older, so a checkout or a
+    pip-installed module needs no build step for its translations."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+    for folder in folders:
+        for po in Path(folder).glob("*/LC_MESSAGES/*.po"):
+            mo = po.with_suffix(".mo")
+            if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+                continue
+            try:
+                with po.open("rb") as src:
+                    catalog = read_po(src)
+                tmp = mo.with_suffix(".mo.tmp")
+                with tmp.open("wb") as out:
+                    write_mo(out, catalog)
+                tmp.replace(mo)
+            except OSError as exc:  # a read-only install: the texts stay in English
+                if logger:
+                    logger.warning("translations: cannot compile %s: %s", po, exc)
+
+
 def init_app(app, translation_paths):
+    compile_catalogs([CORE_TRANSLATIONS, *translation_paths], app.logger)
     app.config["BABEL_DEFAULT_LOCALE"] = DEFAULT_LOCALE
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join([str(CORE_TRANSLATIONS), *translation_paths])
     babel.init_app(app, locale_selector=select_locale)

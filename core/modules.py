@@ -257,7 +257,13 @@ def load_all(app, extra_paths=()):
     before = set(db.metadata.tables)
     for info in ordered:
         reg = Registrar(app, info)
-        info.setup(reg)
+        try:
+            info.setup(reg)
+        except ModuleError:
+            raise
+        except Exception as exc:  # name the module: the admin must know which one to fix
+            first = (str(exc).splitlines() or [""])[0]
+            raise ModuleError(f"module {info.name}: setup failed: {type(exc).__name__}: {first}") from exc
         templates = info.path / "templates"
         if templates.is_dir():
             info.contributions["templates"] = str(templates)

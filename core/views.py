@@ -66,10 +66,7 @@ def language():
         if current_user.is_authenticated:
             current_user.locale = locale
             db.session.commit()
-    target = request.form.get("next") or ""
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("main.index")
-    return redirect(target)
+    return redirect(access.safe_local_url(request.form.get("next"), url_for("main.index")))
 
 
 # --- modules ------------------------------------------------------------------------------------
