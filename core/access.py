@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import abort, current_app, g
+from flask import abort, current_app, g, has_request_context, request
 from flask_login import current_user
 from flask_principal import Identity, Need, Principal, RoleNeed, UserNeed, identity_loaded
 from sqlalchemy import false, or_, select
@@ -210,12 +210,12 @@ def get_or_404(model, ident, actor=None):
     actor = actor or current_user
     row = db.session.execute(scoped(select(model), actor).where(model.id == ident)).scalar_one_or_none()
     if row is None:
-        if db.session.get(model, ident) is not None:
-            # the user gets the same 404 as for a missing row; the attempt is on record
-            from core import audit
-            db.session.rollback()
-            audit.record("core.access.out_of_remit", result="denied", target_type=model.__tablename__,
-                         target_id=ident)
-            db.session.commit()
+        # the user gets the same 404 whether the row exists or not; the attempt is on record
+        from core import audit
+        exists = db.session.get(model, ident) is not None
+        db.session.rollback()
+        audit.record("core.access.row_denied", result="denied", target_type=model.__tablename__,
+                     target_id=ident, exists=exists, path=request.path[:200] if has_request_context() else "")
+        db.session.commit()
         abort(404)
     return row

@@ -25,11 +25,18 @@ def cli_actor():
     return f"cli:{getpass.getuser()}"
 
 
+def _script_info():
+    return ScriptInfo(create_app=_make_app, set_debug_flag=False, load_dotenv_defaults=False)
+
+
 class KehuGroup(click.Group):
     """Core commands plus those the loaded modules contribute (through the app's `cli`)."""
 
     def _app_cli(self, ctx):
-        info = ctx.ensure_object(ScriptInfo)
+        # subcommands are resolved before main() runs: make sure the factory is known here too
+        if ctx.obj is None:
+            ctx.obj = _script_info()
+        info = ctx.obj
         try:
             return info.load_app().cli
         except Exception as exc:  # a broken module or key file: one line, not a traceback
@@ -64,7 +71,7 @@ class KehuGroup(click.Group):
 def main(ctx):
     """kehu 客户信息管理系统."""
     if ctx.obj is None:  # tests pass their own ScriptInfo
-        ctx.obj = ScriptInfo(create_app=_make_app, set_debug_flag=False, load_dotenv_defaults=False)
+        ctx.obj = _script_info()
 
 
 def fail(message):

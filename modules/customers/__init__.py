@@ -35,7 +35,7 @@ def __getattr__(name):
 
 
 def setup(reg):
-    from . import api, cli, models, permissions, views
+    from . import api, cli, io_views, models, permissions, services, views  # noqa: F401 - io_views adds routes to views.bp
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -46,3 +46,4 @@ def setup(reg):
     reg.cli(cli.export_command, under="export")
     reg.cli(cli.group)
     reg.hook("core.demo", cli.demo_data)
+    reg.hook("core.reindex", services.reindex)

@@ -7,8 +7,8 @@ from sqlalchemy import func, or_, select
 from core import access
 from core.db import db
 
-from .fields import FIELDS, L2, L3
-from .models import Customer, Share, Transaction
+from .fields import CONTACT_FIELDS, FIELDS, L2, L3
+from .models import Contact, Customer, Share, Transaction
 
 
 def _shared_with(actor):
@@ -70,27 +70,40 @@ class TimelineEvent:
 
 def search_filter(q, normalise):
     """The WHERE clause for /customers/?q=: customer number, company name (substring), or the
-    exact name, phone or ID number through their blind indexes. ``normalise`` maps a kind of
-    value ("phone", "id_number", "name") to its canonical form, or None if q is not one."""
+    exact name, phone or ID number through their blind indexes; also the exact name or phone of
+    an organisation's contact. ``normalise`` maps a kind of value ("phone", "id_number", "name")
+    to its canonical form, or None if q is not one. LIKE wildcards in q match only themselves."""
     from core.crypto import blind_index_candidates
     q = q.strip()
     clauses = [Customer.number == q.upper(),
                Customer.company_name.contains(q, autoescape=True),
                Customer.credit_code == q.upper()]
-    for kind, columns in (("name", [Customer.name_bidx]),
-                          ("phone", [Customer.phone_bidx, Customer.phone2_bidx]),
-                          ("id_number", [Customer.id_number_bidx])):
+    contact_clauses = []
+    for kind, columns, contact_column in (
+            ("name", [Customer.name_bidx], Contact.name_bidx),
+            ("phone", [Customer.phone_bidx, Customer.phone2_bidx], Contact.phone_bidx),
+            ("id_number", [Customer.id_number_bidx], None)):
         value = normalise(kind, q)
         if value:
             digests = blind_index_candidates(FIELDS[kind].search_domain, value)
             clauses += [col.in_(digests) for col in columns]
+            if contact_column is not None:
+                domain = CONTACT_FIELDS[kind].search_domain
+                contact_digests = (digests if domain == FIELDS[kind].search_domain
+                                   else blind_index_candidates(domain, value))
+                contact_clauses.append(contact_column.in_(contact_digests))
+    if contact_clauses:
+        clauses.append(Customer.id.in_(select(Contact.customer_id).where(or_(*contact_clauses))))
     return or_(*clauses)
 
 
 @dataclass
 class Panel:
     """A box on the customer page; modules return these from the customers.panels hook.
-    ``template`` is rendered with ``context`` plus ``customer``."""
+
+    The page renders ``{% include panel.template %}`` inside the box titled ``title``; the
+    template sees ``customer``, ``panel``, ``actor`` and ``context`` (= ``panel.context``), so
+    it reads its values as ``context.grade``. Every string it shows goes through ``_()``."""
 
     title: str
     template: str

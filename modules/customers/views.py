@@ -1,24 +1,711 @@
-"""Pages of the customer register (blueprint "customers")."""
-from flask import Blueprint, render_template
+"""Pages of the customer register (blueprint "customers"): thin — parse the form, call a
+service with the acting user, render. Every customer id goes through `api.get_customer`, so an
+id outside the user's remit answers 404 like one that does not exist. Every change is a POST.
 
+The handover page (`customers.handover`) and the import/export pages live in io_views.py."""
+from __future__ import annotations
+
+import phonenumbers
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from core import access, audit, hooks, validation
 from core.access import require
+from core.db import db
+from core.i18n import pick
+from core.models import Department, User
+
+from . import api, quality, services
+from .fields import (
+    CHANNELS,
+    CLASS_LABELS,
+    CUSTOMER_KINDS,
+    FIELDS,
+    GENDERS,
+    L2,
+    L3,
+    PURPOSES,
+    SOURCES,
+    STATUSES,
+)
+from .forms import (
+    CONSENT_FIELDS,
+    FORMS,
+    KIND_FIELDS,
+    MASKED_FIELDS,
+    ConsentForm,
+    ContactForm,
+    ReasonForm,
+    RevealForm,
+    ShareForm,
+    StatusForm,
+    TransactionForm,
+)
+from .models import Consent, Customer, Share
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
+
+MAX_PAGE_SIZE = 100
+MAX_SORTED_PAGE = 200  # sorting by a module's column pages with OFFSET: keep it bounded
+MAX_QUERY = 100
+DETAIL_TRANSACTIONS = 10
+PHONE_FIELDS = ("phone", "phone2", "fax")
+OTHER_LABELS = {"source": _l("Source channel"), "tags": _l("Tags")}
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+def _customer_or_404(customer_id):
+    """The customer within the user's remit; otherwise 404 (core audits the refusal)."""
+    return api.get_customer(customer_id, current_user)
+
+
+def _hook(name, *args):
+    """Results of a hook for the user's department: a module disabled there contributes nothing."""
+    items = []
+    for module, result in hooks.call(name, *args, department_id=current_user.department_id):
+        for item in result or ():
+            if hasattr(item, "module") and not getattr(item, "module", None):
+                item.module = module
+            items.append(item)
+    return items
+
+
+def _normalise(kind, q):
+    """Canonical form of the search text as a phone, ID number or name, or None if it is not one."""
+    cleaners = {"phone": validation.phone, "id_number": validation.id_number, "name": validation.clean_text}
+    try:
+        return cleaners[kind](q) or None
+    except validation.ValidationError:
+        return None
+
+
+def _apply_errors(form, errors):
+    """Put the services' errors next to their fields; the rest go to the top of the form."""
+    general = []
+    aliases = {"owner": "owner_id"}
+    for key, message in errors.items():
+        name = aliases.get(key, key)
+        if name in form._fields:
+            form[name].errors = [*list(form[name].errors or ()), message]
+        else:
+            general.append(message)
+    return general
+
+
+def _choice_label(labels, key):
+    return pick(labels[key]) if key in labels else (key or "")
+
+
+@bp.app_template_global("customers_phone")
+def display_phone(value):
+    """A stored E.164 number as people write it: "+8613800138000" -> "138 0013 8000"."""
+    if not value:
+        return ""
+    number, _sep, extension = str(value).partition(";ext=")
+    try:
+        national = phonenumbers.format_number(phonenumbers.parse(number, "CN"),
+                                              phonenumbers.PhoneNumberFormat.NATIONAL)
+    except phonenumbers.NumberParseException:
+        return str(value)
+    return f"{national} {_('ext.')} {extension}" if extension else national
+
+
+@bp.app_template_global("customers_label")
+def customers_label(group, key):
+    """Label of a key of fields.py (statuses, kinds, sources, ...) in the user's language."""
+    tables = {"status": STATUSES, "kind": CUSTOMER_KINDS, "source": SOURCES, "gender": GENDERS,
+              "purpose": PURPOSES, "channel": CHANNELS, "class": CLASS_LABELS,
+              "transaction_kind": services.TRANSACTION_KINDS,
+              "transaction_channel": services.TRANSACTION_CHANNELS}
+    return _choice_label(tables[group], key)
+
+
+# --- list ----------------------------------------------------------------------------------------
+
+def _owner_choices(actor):
+    if actor.role == "head":
+        return [(str(u.id), str(u)) for u in services.assignable_owners(actor)]
+    return [("me", _("Mine")), ("shared", _("Shared with me"))]
+
+
+def _department_choices(actor):
+    """Departments the user's remit spans (heads: their own; kept for remits spanning several)."""
+    if actor.role != "head" or actor.department_id is None:
+        return []
+    return [(str(d.id), d.name) for d in db.session.scalars(
+        select(Department).where(Department.id == actor.department_id))]
 
 
 @bp.route("/")
 @require("customers.view")
 def index():
-    return render_template("customers/list.html")
+    actor = _actor()
+    args = request.args
+    size = min(max(args.get("size", type=int) or current_app.config["PAGE_SIZE"], 1), MAX_PAGE_SIZE)
+    stmt = api.scoped_customers(actor)
+    status, kind, owner = args.get("status", ""), args.get("kind", ""), args.get("owner", "")
+    if status in STATUSES:
+        stmt = stmt.where(Customer.status == status)
+    if kind in CUSTOMER_KINDS:
+        stmt = stmt.where(Customer.kind == kind)
+    if owner == "me":
+        stmt = stmt.where(Customer.owner_id == actor.id)
+    elif owner == "shared":
+        stmt = stmt.where(Customer.id.in_(select(Share.customer_id).where(Share.user_id == actor.id)))
+    elif owner.isdigit():
+        stmt = stmt.where(Customer.owner_id == int(owner))
+    department = args.get("department", "")
+    if department.isdigit():
+        stmt = stmt.where(Customer.department_id == int(department))
+    extra_filters = _hook("customers.list_filters", actor)
+    for extra in extra_filters:
+        value = args.get(extra.param, "")
+        if value and value in {str(v) for v, _label in extra.choices}:
+            stmt = extra.apply(stmt, value)
+    q = args.get("q", "").strip()[:MAX_QUERY]
+    if q:
+        stmt = stmt.where(api.search_filter(q, _normalise))
+    stmt = stmt.options(selectinload(Customer.subject_key), selectinload(Customer.owner))
+    columns = _hook("customers.list_columns", actor)
+    sort = next((c for c in columns if c.key == args.get("sort") and c.sort), None)
+    pager = {}
+    if sort is not None:  # a module's column: bounded OFFSET paging
+        page = min(max(args.get("page", type=int) or 1, 1), MAX_SORTED_PAGE)
+        stmt = sort.sort(stmt, args.get("dir") != "asc").order_by(Customer.id.desc())
+        rows = db.session.scalars(stmt.offset((page - 1) * size).limit(size + 1)).all()
+        if len(rows) > size and page < MAX_SORTED_PAGE:
+            pager["next"] = {"page": page + 1}
+        if page > 1:
+            pager["prev"] = {"page": page - 1}
+        rows = rows[:size]
+    else:  # the default list: keyset paging by id, newest first, no COUNT and no OFFSET
+        before, after = args.get("before", type=int), args.get("after", type=int)
+        if before:
+            rows = db.session.scalars(stmt.where(Customer.id > before).order_by(Customer.id.asc())
+                                      .limit(size + 1)).all()
+            has_prev, rows = len(rows) > size, rows[:size][::-1]
+            has_next = bool(rows)
+        else:
+            if after:
+                stmt = stmt.where(Customer.id < after)
+            rows = db.session.scalars(stmt.order_by(Customer.id.desc()).limit(size + 1)).all()
+            has_next, rows, has_prev = len(rows) > size, rows[:size], bool(after)
+        if rows and has_next:
+            pager["next"] = {"after": rows[-1].id}
+        if rows and has_prev:
+            pager["prev"] = {"before": rows[0].id}
+    values = {c.key: c.values(rows) or {} for c in columns}
+    if q:
+        audit.record("customers.customer.searched", actor=actor, target_type="customers_customer",
+                     shown=[c.id for c in rows], query_kinds=[k for k in ("phone", "id_number", "name")
+                                                              if _normalise(k, q)])
+        db.session.commit()
+    base_args = {k: v for k, v in args.to_dict().items() if k not in ("after", "before", "page")}
+
+    def page_url(**changes):
+        return url_for("customers.index", **{**base_args, **changes})
+
+    return render_template(
+        "customers/list.html", customers=rows, q=q, status=status, kind=kind, owner=owner,
+        department=department, owner_choices=_owner_choices(actor), department_choices=_department_choices(actor),
+        extra_filters=extra_filters, columns=columns, values=values, pager=pager, page_url=page_url,
+        sort=sort.key if sort else "", direction=args.get("dir", "desc"), mask_phone=validation.mask_phone,
+        can_create=access.can(actor, "customers.create"), can_import=access.can(actor, "customers.import"),
+        can_export=access.can(actor, "customers.export") or access.can(actor, "customers.marketing_export"))
 
 
 @bp.route("/incomplete")
 @require("customers.view")
 def incomplete():
-    return render_template("customers/list.html")
+    """The owner's records that lack fields of a complete record, with what is missing."""
+    actor = _actor()
+    stmt = api.scoped_customers(actor).where(Customer.completeness < 100)
+    owner = request.args.get("owner", "")
+    if actor.role == "head":
+        if owner.isdigit():
+            stmt = stmt.where(Customer.owner_id == int(owner))
+    else:
+        stmt = stmt.where(Customer.owner_id == actor.id)
+    after = request.args.get("after", type=int)
+    if after:
+        stmt = stmt.where(Customer.id < after)
+    size = current_app.config["PAGE_SIZE"]
+    rows = db.session.scalars(stmt.options(selectinload(Customer.subject_key), selectinload(Customer.owner))
+                              .order_by(Customer.id.desc()).limit(size + 1)).all()
+    next_after = rows[size - 1].id if len(rows) > size else None
+    rows = rows[:size]
+    return render_template("customers/incomplete.html", rows=[(c, quality.completeness(c)) for c in rows],
+                           next_after=next_after, owner=owner,
+                           owner_choices=_owner_choices(actor) if actor.role == "head" else [])
 
 
-@bp.route("/handover")
-@require("customers.handover")
-def handover():
-    return render_template("customers/list.html")
+# --- create --------------------------------------------------------------------------------------
+
+def _prepare_owner_field(form, actor, current_owner_id=None):
+    owners = services.assignable_owners(actor)
+    if current_owner_id and current_owner_id not in {u.id for u in owners}:
+        owner = db.session.get(User, current_owner_id)
+        owners = [owner, *owners] if owner else owners
+    form.owner_id.choices = [(str(u.id), f"{u} ({u.username})") for u in owners]
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@require("customers.create")
+def new():
+    actor = _actor()
+    kind = request.args.get("kind", "")
+    if kind not in FORMS:
+        return render_template("customers/new_kind.html")
+    form = FORMS[kind]()
+    _prepare_owner_field(form, actor)
+    if request.method == "GET":
+        form.owner_id.data = str(actor.id)
+        form.consent_notice_version.data = services.notice_version()
+    duplicates, general, status = None, [], 200
+    if form.validate_on_submit():
+        data = {**form.customer_data(), "kind": kind}
+        owner = form.owner_id.data if actor.role == "head" else None
+        try:
+            customer = services.create_customer(actor, data, owner=owner, consent=form.consent_data())
+            matches = quality.find_duplicates(
+                actor, phone=customer.phone, id_number=customer.id_number if kind == "person" else None,
+                credit_code=customer.credit_code, name=customer.display_name, exclude_id=customer.id)
+            if matches and request.form.get("confirm_duplicate") != "1":
+                db.session.rollback()  # not created: the user decides first
+                duplicates, status = quality.split_by_remit(actor, matches), 200
+            else:
+                if matches:
+                    audit.record("customers.customer.duplicate_confirmed", target=customer, actor=actor,
+                                 duplicates=[c.id for c, _reason in matches])
+                db.session.commit()
+                flash(_("Customer %(number)s created.", number=customer.number), "success")
+                return redirect(url_for("customers.detail", customer_id=customer.id))
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, status = _apply_errors(form, exc.errors), 400
+    elif request.method == "POST":
+        status = 400
+    return render_template("customers/form.html", form=form, kind=kind, customer=None, duplicates=duplicates,
+                           general_errors=general, field_names=KIND_FIELDS[kind], conflicts=None, masked_now={},
+                           show_owner=actor.role == "head", show_consent=True,
+                           reasons=quality.REASONS), status
+
+
+# --- detail --------------------------------------------------------------------------------------
+
+def _field_rows(customer, revealed):
+    rows = []
+    for name in (*KIND_FIELDS[customer.kind], "notes"):
+        spec = FIELDS[name]
+        value = getattr(customer, name)
+        row = {"name": name, "label": pick(spec.label), "level": spec.level, "value": value,
+               "masked": False, "revealed": name in revealed, "empty": value in (None, "")}
+        if name in revealed:
+            row["value"] = revealed[name]
+        elif spec.masked and not row["empty"]:
+            row["value"], row["masked"] = spec.mask(value) if spec.mask else "****", True
+        elif name == "gender" and value:
+            row["value"] = _choice_label(GENDERS, value)
+        elif name in PHONE_FIELDS and value:
+            row["value"] = display_phone(value)
+        rows.append(row)
+    return rows
+
+
+def _render_detail(customer, *, revealed=None, reveal_errors=None, status=200):
+    actor = _actor()
+    revealed = revealed or {}
+    events = services.timeline_events(customer) + _hook("customers.timeline", customer)
+    events.sort(key=services.sort_key, reverse=True)
+    tx = services.transactions(customer, limit=DETAIL_TRANSACTIONS + 1)
+    can_share = access.can(actor, "customers.share") and services.can_manage_shares(actor, customer)
+    share_form = None
+    if can_share:
+        share_form = ShareForm()
+        share_form.user_id.choices = [(str(u.id), f"{u} ({u.username})")
+                                      for u in services.share_candidates(actor, customer)]
+    score, missing = quality.completeness(customer)
+    html = render_template(
+        "customers/detail.html", customer=customer, actor=actor, rows=_field_rows(customer, revealed),
+        revealed=revealed, reveal_errors=reveal_errors or {}, reveal_form=RevealForm(),
+        consents=list(reversed(customer.consents)), contacts=customer.contacts if customer.kind == "org" else [],
+        transactions=tx[:DETAIL_TRANSACTIONS], more_transactions=len(tx) > DETAIL_TRANSACTIONS,
+        history=list(reversed(customer.status_changes)), shares=services.shares_of(customer),
+        share_form=share_form, timeline=events, panels=_hook("customers.panels", customer, actor),
+        score=score, missing=missing, L2=L2, L3=L3,
+        has_sensitive_consent=services.has_sensitive_consent(customer),
+        can_edit=access.can(actor, "customers.edit"), can_consent=access.can(actor, "customers.consent"),
+        can_share=can_share, can_reveal={L2: access.can(actor, "customers.reveal_l2"),
+                                         L3: access.can(actor, "customers.reveal_l3")})
+    response = make_response(html, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/<int:customer_id>")
+@require("customers.view")
+def detail(customer_id):
+    customer = _customer_or_404(customer_id)
+    audit.record("customers.customer.viewed", target=customer, actor=_actor())
+    db.session.commit()
+    return _render_detail(customer)
+
+
+@bp.route("/<int:customer_id>/reveal/<field>", methods=["POST"])
+@require("customers.view")
+def reveal(customer_id, field):
+    """Show one masked value once, on this response only (not cached, not in any URL)."""
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    if not services.revealable(customer, field):
+        abort(404)
+    form = RevealForm()
+    try:
+        value = services.reveal(actor, customer, field, form.reason.data)
+    except services.NotAllowed as exc:
+        access.deny(exc.permission)
+    except services.InvalidData as exc:
+        db.session.rollback()
+        return _render_detail(customer, reveal_errors={field: exc.errors.get("reason") or exc.message},
+                              status=400)
+    except services.RevealLimit as exc:
+        db.session.rollback()
+        return _render_detail(customer, reveal_errors={field: exc.message}, status=429)
+    db.session.commit()
+    response = _render_detail(customer, revealed={field: value})
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+# --- edit ----------------------------------------------------------------------------------------
+
+def _fill_form(form, customer):
+    for name in (*form.kind_fields, "source", "tags", "notes"):
+        if name in MASKED_FIELDS:
+            continue
+        form[name].data = getattr(customer, name) or ""
+    form.version.data = str(customer.version)
+    form.owner_id.data = str(customer.owner_id)
+    form.consent_notice_version.data = services.notice_version()
+
+
+def _conflicts(customer, form):
+    """Fields whose stored value differs from what the user submitted (masked values stay masked)."""
+    clean, _errors = services.clean_customer_data(customer.kind, form.customer_data(keep_masked=True),
+                                                  partial=True)
+    rows = []
+    for name, mine in clean.items():
+        spec = FIELDS.get(name)
+        current = getattr(customer, name)
+        if (current or None) == mine:
+            continue
+        if spec is not None and spec.masked:
+            shown = spec.mask(current) if current else ""
+        else:
+            shown = current or ""
+        rows.append({"name": name, "label": pick(spec.label) if spec else OTHER_LABELS.get(name, name),
+                     "current": shown, "masked": spec is not None and spec.masked})
+    return rows
+
+
+@bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])
+@require("customers.edit")
+def edit(customer_id):
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    form = FORMS[customer.kind]()
+    _prepare_owner_field(form, actor, customer.owner_id)
+    show_consent = not services.has_sensitive_consent(customer)
+    if request.method == "GET":
+        _fill_form(form, customer)
+    general, conflicts, status = [], None, 200
+    if form.validate_on_submit():
+        owner = form.owner_id.data if actor.role == "head" else None
+        try:
+            changed = services.update_customer(actor, customer, form.customer_data(keep_masked=True),
+                                               form.version.data, owner=owner,
+                                               consent=form.consent_data() if show_consent else None)
+            db.session.commit()
+        except services.StaleEdit as exc:
+            db.session.rollback()
+            customer = _customer_or_404(customer_id)
+            conflicts = _conflicts(customer, form)
+            form.version.data = str(customer.version)  # saving again is a decision made on the new values
+            general, status = [exc.message], 409
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, status = _apply_errors(form, exc.errors), 400
+        else:
+            flash(_("Saved.") if changed else _("Nothing was changed."), "success" if changed else "info")
+            return redirect(url_for("customers.detail", customer_id=customer.id))
+    elif request.method == "POST":
+        status = 400
+    masked_now = {name: FIELDS[name].mask(getattr(customer, name)) for name in MASKED_FIELDS
+                  if customer.kind == "person" and getattr(customer, name)}
+    return render_template("customers/form.html", form=form, kind=customer.kind, customer=customer,
+                           duplicates=None, general_errors=general, conflicts=conflicts, reasons=quality.REASONS,
+                           field_names=KIND_FIELDS[customer.kind], masked_now=masked_now,
+                           show_owner=actor.role == "head", show_consent=show_consent), status
+
+
+# --- status --------------------------------------------------------------------------------------
+
+@bp.route("/<int:customer_id>/status", methods=["GET", "POST"])
+@require("customers.edit")
+def status(customer_id):
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    form = StatusForm()
+    if request.method == "GET":
+        form.status.data = customer.status
+    general, code = [], 200
+    if form.validate_on_submit():
+        try:
+            services.change_status(actor, customer, form.status.data, form.reason.data)
+            db.session.commit()
+        except services.StaleEdit as exc:
+            db.session.rollback()
+            general, code = [exc.message], 409
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, code = _apply_errors(form, exc.errors), 400
+        else:
+            flash(_("Status changed."), "success")
+            return redirect(url_for("customers.detail", customer_id=customer.id))
+    elif request.method == "POST":
+        code = 400
+    return render_template("customers/status.html", form=form, customer=customer, general_errors=general), code
+
+
+# --- consent -------------------------------------------------------------------------------------
+
+def _consent_or_404(customer, consent_id):
+    consent = db.session.scalar(select(Consent).where(Consent.id == consent_id,
+                                                      Consent.customer_id == customer.id))
+    if consent is None:
+        abort(404)
+    return consent
+
+
+@bp.route("/<int:customer_id>/consents/new", methods=["GET", "POST"])
+@require("customers.consent")
+def consent_new(customer_id):
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    form = ConsentForm()
+    if request.method == "GET":
+        form.consent_notice_version.data = services.notice_version()
+    general, code = [], 200
+    if form.validate_on_submit():
+        data = form.consent_data()
+        try:
+            services.record_consent(actor, customer, data["purposes"], data["scope"], data["channel"],
+                                    data["sensitive"], data["notice_version"])
+            db.session.commit()
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, code = _apply_errors(form, {f"consent_{k}": v for k, v in exc.errors.items()}), 400
+        else:
+            flash(_("Consent recorded."), "success")
+            return redirect(url_for("customers.detail", customer_id=customer.id, _anchor="consents"))
+    elif request.method == "POST":
+        code = 400
+    return render_template("customers/consent.html", form=form, customer=customer, general_errors=general,
+                           consent_fields=CONSENT_FIELDS), code
+
+
+@bp.route("/<int:customer_id>/consents/<int:consent_id>/withdraw", methods=["GET", "POST"])
+@require("customers.consent")
+def consent_withdraw(customer_id, consent_id):
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    consent = _consent_or_404(customer, consent_id)
+    form = ReasonForm()
+    general, code = [], 200
+    erases = (consent.sensitive and consent.active and
+              not any(c.active and c.sensitive for c in customer.consents if c.id != consent.id) and
+              [pick(FIELDS[n].label) for n in services.SENSITIVE_FIELDS if getattr(customer, n)])
+    if form.validate_on_submit():
+        try:
+            erased = services.withdraw_consent(actor, consent, form.reason.data)
+            db.session.commit()
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, code = _apply_errors(form, exc.errors), 400
+        else:
+            flash(_("Consent withdrawn: processing that relies on it stops now."), "success")
+            if erased:
+                flash(_("The customer's sensitive data has been deleted."), "info")
+            return redirect(url_for("customers.detail", customer_id=customer.id, _anchor="consents"))
+    elif request.method == "POST":
+        code = 400
+    return render_template("customers/withdraw.html", form=form, customer=customer, consent=consent,
+                           erases=erases or [], general_errors=general), code
+
+
+# --- contacts ------------------------------------------------------------------------------------
+
+def _contact_or_404(customer, contact_id):
+    contact = services.contact_of(customer, contact_id)
+    if contact is None:
+        abort(404)
+    return contact
+
+
+def _contact_page(customer, contact=None):
+    actor = _actor()
+    if customer.kind != "org":
+        abort(404)
+    form = ContactForm()
+    if request.method == "GET" and contact is not None:
+        for name in ("name", "title", "phone", "email"):
+            form[name].data = getattr(contact, name) or ""
+    general, code = [], 200
+    if form.validate_on_submit():
+        try:
+            if contact is None:
+                services.add_contact(actor, customer, form.contact_data())
+            else:
+                services.update_contact(actor, contact, form.contact_data())
+            db.session.commit()
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, code = _apply_errors(form, exc.errors), 400
+        else:
+            flash(_("Contact saved."), "success")
+            return redirect(url_for("customers.detail", customer_id=customer.id, _anchor="contacts"))
+    elif request.method == "POST":
+        code = 400
+    return render_template("customers/contact.html", form=form, customer=customer, contact=contact,
+                           general_errors=general), code
+
+
+@bp.route("/<int:customer_id>/contacts/new", methods=["GET", "POST"])
+@require("customers.edit")
+def contact_new(customer_id):
+    return _contact_page(_customer_or_404(customer_id))
+
+
+@bp.route("/<int:customer_id>/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
+@require("customers.edit")
+def contact_edit(customer_id, contact_id):
+    customer = _customer_or_404(customer_id)
+    return _contact_page(customer, _contact_or_404(customer, contact_id))
+
+
+@bp.route("/<int:customer_id>/contacts/<int:contact_id>/delete", methods=["POST"])
+@require("customers.edit")
+def contact_delete(customer_id, contact_id):
+    customer = _customer_or_404(customer_id)
+    services.remove_contact(_actor(), _contact_or_404(customer, contact_id))
+    db.session.commit()
+    flash(_("Contact removed."), "success")
+    return redirect(url_for("customers.detail", customer_id=customer.id, _anchor="contacts"))
+
+
+# --- transactions and service records ------------------------------------------------------------
+
+@bp.route("/<int:customer_id>/transactions")
+@require("customers.view")
+def transactions(customer_id):
+    customer = _customer_or_404(customer_id)
+    kind = request.args.get("kind", "")
+    kind = kind if kind in services.TRANSACTION_KINDS else None
+    before = None
+    cursor = request.args.get("before", "")
+    if cursor:
+        try:
+            day, last_id = cursor.split("_", 1)
+            before = (services.parse_date(day), int(last_id))
+        except (ValueError, validation.ValidationError):
+            abort(400)
+    size = current_app.config["PAGE_SIZE"]
+    rows = services.transactions(customer, kind=kind, before=before, limit=size + 1)
+    next_cursor = f"{rows[size - 1].occurred_on.isoformat()}_{rows[size - 1].id}" if len(rows) > size else None
+    return render_template("customers/transactions.html", customer=customer, transactions=rows[:size],
+                           kind=kind or "", next_cursor=next_cursor,
+                           can_edit=access.can(_actor(), "customers.edit"))
+
+
+@bp.route("/<int:customer_id>/transactions/new", methods=["GET", "POST"])
+@require("customers.edit")
+def transaction_new(customer_id):
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    form = TransactionForm()
+    if request.method == "GET":
+        form.kind.data = request.args.get("kind") if request.args.get("kind") in services.TRANSACTION_KINDS \
+            else "transaction"
+    general, code = [], 200
+    if form.validate_on_submit():
+        try:
+            services.add_transaction(actor, customer, form.transaction_data())
+            db.session.commit()
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, code = _apply_errors(form, exc.errors), 400
+        else:
+            flash(_("Record added."), "success")
+            return redirect(url_for("customers.detail", customer_id=customer.id, _anchor="transactions"))
+    elif request.method == "POST":
+        code = 400
+    return render_template("customers/transaction.html", form=form, customer=customer,
+                           general_errors=general), code
+
+
+# --- sharing -------------------------------------------------------------------------------------
+
+@bp.route("/<int:customer_id>/shares", methods=["POST"])
+@require("customers.share")
+def share(customer_id):
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    form = ShareForm()
+    try:
+        services.share_customer(actor, customer, form.user_id.data)
+        db.session.commit()
+    except services.NotAllowed as exc:
+        access.deny(exc.permission)
+    except services.InvalidData as exc:
+        db.session.rollback()
+        flash(next(iter(exc.errors.values())), "error")
+    else:
+        flash(_("Customer shared."), "success")
+    return redirect(url_for("customers.detail", customer_id=customer.id, _anchor="shares"))
+
+
+@bp.route("/<int:customer_id>/shares/<int:share_id>/delete", methods=["POST"])
+@require("customers.share")
+def unshare(customer_id, share_id):
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    share_row = db.session.scalar(select(Share).where(Share.id == share_id, Share.customer_id == customer.id))
+    if share_row is None:
+        abort(404)
+    try:
+        services.unshare_customer(actor, share_row)
+        db.session.commit()
+    except services.NotAllowed as exc:
+        access.deny(exc.permission)
+    flash(_("Sharing ended."), "success")
+    return redirect(url_for("customers.detail", customer_id=customer.id, _anchor="shares"))
+
+
+# The handover page (endpoint customers.handover) lives in io_views.py.

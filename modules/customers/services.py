@@ -1,0 +1,916 @@
+"""Domain services of the customer register.
+
+Plain functions that take the acting user explicitly, check their input, write one audit entry
+per change (field names, never values) and leave committing to the caller. The web pages, the
+import and the CLI all go through them, so a rule holds everywhere or nowhere.
+
+``actor`` is a ``core.models.User`` for people, or a string such as "cli:root" for commands.
+"""
+from __future__ import annotations
+
+import datetime
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from flask import current_app, has_request_context, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
+
+from core import access, audit, crypto, validation
+from core.db import db
+from core.models import Department, User, utcnow
+from core.numbering import next_number
+
+from .api import TimelineEvent
+from .fields import (
+    CHANNELS,
+    CONTACT_FIELDS,
+    CUSTOMER_KINDS,
+    FIELDS,
+    L2,
+    L3,
+    PURPOSES,
+    SOURCES,
+    STATUSES,
+)
+from .models import Consent, Contact, Customer, Share, StatusChange, Transaction
+
+NUMBER_PREFIX = "KH"
+STAFF_ROLES = ("head", "sales", "service")
+REVEAL_PERMISSIONS = {L2: "customers.reveal_l2", L3: "customers.reveal_l3"}
+SENSITIVE_FIELDS = tuple(name for name, spec in FIELDS.items() if spec.level == L2)
+TRANSACTION_KINDS = {
+    "transaction": {"zh_CN": "交易记录", "en": "Transaction"},
+    "service": {"zh_CN": "服务记录", "en": "Service record"},
+}
+TRANSACTION_CHANNELS = {
+    "store": {"zh_CN": "门店", "en": "Store"}, "online": {"zh_CN": "线上", "en": "Online"},
+    "phone": {"zh_CN": "电话", "en": "Phone"}, "visit": {"zh_CN": "上门", "en": "On site"},
+    "other": {"zh_CN": "其他", "en": "Other"},
+}
+# Non-personal attributes a caller may set alongside the fields of fields.py.
+EXTRA_KEYS = ("source", "tags", "status")
+MAX_TAGS = 200
+MAX_REASON = 500
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+class CustomerError(Exception):
+    """A refused action; ``message`` is translated and safe to show."""
+
+    def __init__(self, message=""):
+        super().__init__(str(message))
+        self.message = message
+
+    def __str__(self):
+        return str(self.message)
+
+
+class InvalidData(CustomerError):
+    """Input that cannot be saved; ``errors`` maps field names to messages (nothing was saved)."""
+
+    def __init__(self, errors):
+        super().__init__(_l("Please correct the marked fields."))
+        self.errors = dict(errors)
+
+
+class StaleEdit(CustomerError):
+    """The record changed since the form was opened; nothing was saved."""
+
+    def __init__(self, current_version=None):
+        super().__init__(_l("A colleague changed this customer after you opened the form. Your changes "
+                            "have not been saved: check the current values and save again."))
+        self.current_version = current_version
+
+
+class ConsentMissing(CustomerError):
+    """Processing that needs a consent the customer has not given, or has withdrawn."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotAllowed(CustomerError):
+    """The actor lacks ``permission`` (the web answers 403)."""
+
+    def __init__(self, permission, message=None):
+        super().__init__(message or _l("You are not allowed to do this."))
+        self.permission = permission
+
+
+class RevealLimit(CustomerError):
+    """Too many reveals in the last hour (the web answers 429)."""
+
+
+# --- cleaning ----------------------------------------------------------------------------------
+
+def _as_text(value):
+    """Form and file values as text: dates as ISO, whole floats from spreadsheets as integers."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime.datetime):
+        return value.date().isoformat()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _text(max_len, field_kind="name"):
+    def clean(value):
+        text = validation.clean_text(value, field_kind=field_kind)
+        if len(text) > max_len:
+            raise validation.ValidationError(_l("Too long: at most %(n)d characters.", n=max_len))
+        return text
+    return clean
+
+
+def _gender(value):
+    text = unicodedata.normalize("NFKC", value).strip().upper()
+    mapping = {"M": "M", "F": "F", "男": "M", "女": "F", "MALE": "M", "FEMALE": "F"}
+    if text not in mapping:
+        raise validation.ValidationError(_l("Choose male (M) or female (F)."))
+    return mapping[text]
+
+
+def parse_date(value, *, not_before=datetime.date(1900, 1, 1)):
+    """An ISO date (also 2024/01/31, 20240131, full-width digits), not in the future."""
+    if isinstance(value, datetime.datetime):
+        day = value.date()
+    elif isinstance(value, datetime.date):
+        day = value
+    else:
+        text = unicodedata.normalize("NFKC", str(value)).strip().replace("/", "-").replace(".", "-")
+        if len(text) == 8 and text.isascii() and text.isdigit():
+            text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+        try:
+            day = datetime.date.fromisoformat(text)
+        except ValueError:
+            raise validation.ValidationError(_l("Invalid date: use the form 2024-01-31.")) from None
+    if day > datetime.date.today():
+        raise validation.ValidationError(_l("The date is in the future."))
+    if day < not_before:
+        raise validation.ValidationError(_l("The date is too far in the past."))
+    return day
+
+
+def _birth_date(value):
+    return parse_date(value).isoformat()
+
+
+def _phone(max_len=32):
+    def clean(value):
+        number = validation.phone(value)
+        if len(number) > max_len:
+            raise validation.ValidationError(_l("Too long: at most %(n)d characters.", n=max_len))
+        return number
+    return clean
+
+
+CLEANERS = {
+    "name": _text(100), "gender": _gender, "birth_date": _birth_date, "email": validation.email,
+    "id_number": validation.id_number, "bank_account": validation.bank_account,
+    "home_address": _text(300), "emergency_contact": _text(200),
+    "company_name": _text(200), "credit_code": validation.credit_code, "legal_rep": _text(100),
+    "company_address": _text(300), "postcode": validation.postcode, "fax": _phone(32),
+    "industry": _text(100), "business_scope": _text(2000, "text"), "credit_rating": _text(16),
+    "phone": _phone(), "phone2": _phone(), "notes": _text(2000, "text"),
+}
+REQUIRED = {"person": ("name",), "org": ("company_name",)}
+
+
+def _clean_tags(value):
+    parts = [validation.clean_text(p) for p in
+             unicodedata.normalize("NFC", value).replace("，", ",").replace("、", ",").replace(";", ",").split(",")]
+    tags = ",".join(dict.fromkeys(p for p in parts if p))
+    if len(tags) > MAX_TAGS:
+        raise validation.ValidationError(_l("Too long: at most %(n)d characters.", n=MAX_TAGS))
+    return tags
+
+
+def _clean_extra(key, value):
+    if key == "tags":
+        return _clean_tags(value)
+    text = value.strip()
+    choices = SOURCES if key == "source" else STATUSES
+    if text not in choices:
+        # also accept the Chinese or English label (import files use labels)
+        by_label = {label: k for k, labels in choices.items() for label in labels.values()}
+        if text not in by_label:
+            raise validation.ValidationError(_l("Not one of the offered choices."))
+        text = by_label[text]
+    return text
+
+
+def clean_customer_data(kind, data, *, partial=False):
+    """Normalise and validate the fields of one customer of ``kind`` ("person" or "org").
+
+    Returns ``(clean, errors)``: ``clean`` holds the canonical value of each key given (``None``
+    for an empty value, meaning "clear the field"); ``errors`` maps field names to translated
+    messages. Keys are the names of fields.py plus "source", "tags" and "status". With
+    ``partial`` (editing), required fields are checked only when given.
+    """
+    clean, errors = {}, {}
+    if kind not in CUSTOMER_KINDS:
+        return {}, {"kind": _l("Choose individual or organisation.")}
+    for key, raw in data.items():
+        if key == "kind":
+            continue
+        text = _as_text(raw)
+        spec = FIELDS.get(key)
+        if spec is None and key not in EXTRA_KEYS:
+            errors[key] = _l("Unknown field.")
+            continue
+        if spec is not None and kind not in spec.kinds:
+            if text.strip():
+                errors[key] = (_l("This field does not apply to an individual.") if kind == "person"
+                               else _l("This field does not apply to an organisation."))
+            continue
+        if not text.strip():
+            clean[key] = None
+            continue
+        try:
+            clean[key] = CLEANERS[key](text) if spec is not None else _clean_extra(key, text)
+        except validation.ValidationError as exc:
+            errors[key] = exc.message
+    for key in REQUIRED[kind]:
+        if key not in errors and clean.get(key) is None and (key in data or not partial):
+            errors[key] = _l("This field is required.")
+    if kind == "person":
+        _check_id_consistency(data, clean, errors)
+    return clean, errors
+
+
+def _check_id_consistency(data, clean, errors):
+    """Birth date and gender must agree with the ID number; when empty they are taken from it."""
+    number = clean.get("id_number")
+    if not number:
+        return
+    born = f"{number[6:10]}-{number[10:12]}-{number[12:14]}"
+    gender = "M" if int(number[16]) % 2 else "F"
+    if "birth_date" not in errors:
+        if clean.get("birth_date") is None:
+            clean["birth_date"] = born
+        elif clean["birth_date"] != born:
+            errors["birth_date"] = _l("The birth date does not match the ID number.")
+    if "gender" not in errors:
+        if clean.get("gender") is None:
+            clean["gender"] = gender
+        elif clean["gender"] != gender:
+            errors["gender"] = _l("The gender does not match the ID number.")
+
+
+def clean_contact_data(data):
+    """(clean, errors) of a contact person of an organisation; name is required."""
+    cleaners = {"name": _text(100), "title": _text(100), "phone": _phone(), "email": validation.email}
+    clean, errors = {}, {}
+    for key, raw in data.items():
+        if key not in CONTACT_FIELDS:
+            errors[key] = _l("Unknown field.")
+            continue
+        text = _as_text(raw)
+        if not text.strip():
+            clean[key] = None
+            continue
+        try:
+            clean[key] = cleaners[key](text)
+        except validation.ValidationError as exc:
+            errors[key] = exc.message
+    if clean.get("name") is None and "name" not in errors:
+        errors["name"] = _l("This field is required.")
+    return clean, errors
+
+
+def clean_consent_data(data):
+    """(clean, errors) of a consent: purposes (list), channel, scope, sensitive, notice_version."""
+    errors = {}
+    purposes = data.get("purposes") or []
+    if isinstance(purposes, str):
+        purposes = [p for p in purposes.split(",") if p]
+    purposes = list(dict.fromkeys(p.strip() for p in purposes))
+    if not purposes:
+        errors["purposes"] = _l("Choose at least one purpose.")
+    elif any(p not in PURPOSES for p in purposes):
+        errors["purposes"] = _l("Not one of the offered choices.")
+    channel = (data.get("channel") or "").strip()
+    if channel not in CHANNELS:
+        errors["channel"] = _l("Choose how the consent was given.")
+    scope = ""
+    try:
+        scope = _text(500, "text")(_as_text(data.get("scope")))
+    except validation.ValidationError as exc:
+        errors["scope"] = exc.message
+    notice = _as_text(data.get("notice_version")).strip() or notice_version()
+    if len(notice) > 32:
+        errors["notice_version"] = _l("Too long: at most %(n)d characters.", n=32)
+    clean = {"purposes": purposes, "channel": channel, "scope": scope,
+             "sensitive": bool(data.get("sensitive")), "notice_version": notice}
+    return clean, errors
+
+
+def notice_version():
+    """The version of the privacy notice currently shown to customers (config)."""
+    return str(current_app.config.get("CUSTOMERS_NOTICE_VERSION", "1.0"))
+
+
+# --- owners ------------------------------------------------------------------------------------
+
+def _is_user(actor):
+    return isinstance(actor, User)
+
+
+def _actor_id(actor):
+    return actor.id if _is_user(actor) else None
+
+
+def assignable_owners(actor):
+    """The users the actor may make owner of a customer: staff themselves; a head anyone active
+    on the staff of the department."""
+    if not _is_user(actor) or actor.role not in STAFF_ROLES:
+        return []
+    if actor.role != "head":
+        return [actor]
+    return db.session.scalars(select(User).where(
+        User.department_id == actor.department_id, User.active.is_(True), User.role.in_(STAFF_ROLES))
+        .order_by(User.display_name, User.username)).all()
+
+
+def _resolve_owner(actor, owner, errors):
+    if owner is None:
+        if not _is_user(actor):
+            errors["owner"] = _l("Choose the owner.")
+            return None
+        owner = actor
+    elif not _is_user(owner):
+        owner = db.session.get(User, int(owner)) if str(owner).isdigit() else None
+    if owner is None or not owner.active or owner.role not in STAFF_ROLES or owner.department_id is None:
+        errors["owner"] = _l("The owner must be an active sales, service or head user of a department.")
+        return None
+    if _is_user(actor):
+        if actor.role not in STAFF_ROLES:
+            errors["owner"] = _l("Only department staff hold customers.")
+            return None
+        if actor.role != "head" and owner.id != actor.id:
+            errors["owner"] = _l("You can only make yourself the owner.")
+            return None
+        if owner.department_id != actor.department_id:
+            errors["owner"] = _l("The owner must belong to your department.")
+            return None
+    return owner
+
+
+# --- create and update -------------------------------------------------------------------------
+
+def _set_fields(customer, clean):
+    for key, value in clean.items():
+        setattr(customer, key, value)
+
+
+def _has_sensitive(values):
+    return [name for name in SENSITIVE_FIELDS if values.get(name)]
+
+
+def has_sensitive_consent(customer):
+    return any(c.active and c.sensitive for c in customer.consents)
+
+
+def create_customer(actor, data, *, owner=None, department=None, consent=None):
+    """Create a customer from ``data`` (``data["kind"]`` is "person" or "org"; other keys as in
+    `clean_customer_data`). Raises InvalidData with field errors; saves nothing then.
+
+    ``owner`` (User or id) defaults to the actor; the department is the owner's (``department``,
+    if given, must be it). ``consent`` (dict for `clean_consent_data`) records the customer's
+    consent at collection; an ID number or bank account needs one with ``sensitive=True``
+    (单独同意, PIPL art. 29). Duplicates are the caller's to check first (quality.find_duplicates).
+    """
+    from . import quality
+    data = dict(data)
+    kind = data.pop("kind", None)
+    clean, errors = clean_customer_data(kind, data)
+    if "kind" in errors:
+        raise InvalidData(errors)
+    owner = _resolve_owner(actor, owner, errors)
+    if owner is not None and department is not None:
+        dept_id = department.id if isinstance(department, Department) else int(department)
+        if dept_id != owner.department_id:
+            errors["department"] = _l("The department of a customer is its owner's department.")
+    consent_clean = None
+    if consent is not None and (consent.get("purposes") or consent.get("sensitive")):
+        consent_clean, consent_errors = clean_consent_data(consent)
+        errors.update({f"consent_{k}": v for k, v in consent_errors.items()})
+    sensitive = _has_sensitive(clean)
+    if sensitive and not (consent_clean and consent_clean["sensitive"]):
+        message = _l("An ID number or bank account may only be recorded with the customer's separate "
+                     "consent to processing sensitive personal information (PIPL art. 29).")
+        for name in sensitive:
+            errors.setdefault(name, message)
+        errors.setdefault("consent_sensitive", message)
+    if errors:
+        raise InvalidData(errors)
+    status = clean.pop("status", None) or "prospect"
+    customer = Customer(kind=kind, number=next_number(NUMBER_PREFIX), status=status,
+                        status_changed_at=utcnow(), owner_id=owner.id, department_id=owner.department_id,
+                        source=clean.pop("source", None), tags=clean.pop("tags", None) or "")
+    customer.data_key()  # every customer has its data key, even before a field is encrypted under it
+    _set_fields(customer, clean)
+    customer.completeness = quality.score_of(kind, clean)
+    db.session.add(customer)
+    db.session.flush()
+    db.session.add(StatusChange(customer_id=customer.id, from_status=None, to_status=status,
+                                changed_by=_actor_id(actor), changed_at=customer.status_changed_at))
+    audit.record("customers.customer.created", target=customer, actor=actor, kind=kind,
+                 fields=sorted(k for k, v in clean.items() if v is not None),
+                 owner_id=owner.id)
+    if consent_clean is not None:
+        _add_consent(actor, customer, consent_clean, recorder=owner)
+    db.session.flush()
+    return customer
+
+
+def update_customer(actor, customer, data, expected_version, *, owner=None, consent=None):
+    """Apply the keys of ``data`` (as in `clean_customer_data`; absent keys stay unchanged).
+
+    Raises StaleEdit when ``expected_version`` is not the customer's version (a colleague saved
+    in between) and InvalidData with field errors; nothing is saved then. Returns the names of
+    the changed fields (audited, never their values).
+    """
+    from . import quality
+    try:
+        expected = int(expected_version)
+    except (TypeError, ValueError):
+        raise StaleEdit(customer.version) from None
+    if expected != customer.version:
+        raise StaleEdit(customer.version)
+    data = dict(data)
+    data.pop("kind", None)
+    status_given = "status" in data
+    data.pop("status", None)
+    clean, errors = clean_customer_data(customer.kind, data, partial=True)
+    if status_given:  # a status goes through change_status (history and reason)
+        errors["status"] = _l("Change the status with the status action.")
+    if owner is not None and str(getattr(owner, "id", owner)) == str(customer.owner_id):
+        owner = None  # unchanged (even if the owner has left meanwhile: the handover moves them)
+    if owner is not None:
+        new_owner = _resolve_owner(actor, owner, errors)
+        if (new_owner is not None and _is_user(actor) and actor.role != "head"
+                and new_owner.id != customer.owner_id):
+            errors["owner"] = _l("Only the department head reassigns customers.")
+    else:
+        new_owner = None
+    changed = []
+    for key, value in clean.items():
+        current = getattr(customer, key)
+        if (current or None) != value:
+            changed.append(key)
+    consent_clean = None
+    if consent is not None and (consent.get("purposes") or consent.get("sensitive")):
+        consent_clean, consent_errors = clean_consent_data(consent)
+        errors.update({f"consent_{k}": v for k, v in consent_errors.items()})
+    new_sensitive = [k for k in changed if k in SENSITIVE_FIELDS and clean[k]]
+    if new_sensitive and not has_sensitive_consent(customer) and not (consent_clean and consent_clean["sensitive"]):
+        message = _l("An ID number or bank account may only be recorded with the customer's separate "
+                     "consent to processing sensitive personal information (PIPL art. 29).")
+        for name in new_sensitive:
+            errors.setdefault(name, message)
+        errors.setdefault("consent_sensitive", message)
+    if errors:
+        raise InvalidData(errors)
+    for key in changed:
+        setattr(customer, key, clean[key])
+    if new_owner is not None and new_owner.id != customer.owner_id:
+        customer.owner_id, customer.department_id = new_owner.id, new_owner.department_id
+        changed.append("owner")
+    if changed:
+        customer.completeness = quality.completeness(customer)[0]
+        customer.updated_at = utcnow()
+        try:
+            db.session.flush()
+        except StaleDataError:
+            db.session.rollback()
+            raise StaleEdit() from None
+        audit.record("customers.customer.updated", target=customer, actor=actor, fields=sorted(changed),
+                     version=customer.version)
+    if consent_clean is not None:
+        _add_consent(actor, customer, consent_clean)
+    return sorted(changed)
+
+
+def change_status(actor, customer, status, reason=""):
+    """Move the customer to 潜在/在册/流失; a reason is required for 流失 (lost)."""
+    errors = {}
+    if status not in STATUSES:
+        errors["status"] = _l("Not one of the offered choices.")
+    elif status == customer.status:
+        errors["status"] = _l("The customer has this status already.")
+    try:
+        reason = _text(MAX_REASON, "text")(_as_text(reason))
+    except validation.ValidationError as exc:
+        errors["reason"] = exc.message
+    if status == "lost" and not reason and "reason" not in errors:
+        errors["reason"] = _l("State why the customer was lost.")
+    if errors:
+        raise InvalidData(errors)
+    change = StatusChange(customer_id=customer.id, from_status=customer.status, to_status=status,
+                          reason=reason, changed_by=_actor_id(actor), changed_at=utcnow())
+    db.session.add(change)
+    customer.status, customer.status_changed_at = status, change.changed_at
+    customer.updated_at = change.changed_at
+    try:
+        db.session.flush()
+    except StaleDataError:
+        db.session.rollback()
+        raise StaleEdit() from None
+    audit.record("customers.customer.status_changed", target=customer, actor=actor,
+                 from_status=change.from_status, to_status=status, reason_given=bool(reason))
+    return change
+
+
+# --- reveal ------------------------------------------------------------------------------------
+
+def revealable(customer, field):
+    spec = FIELDS.get(field)
+    return spec is not None and spec.masked and customer.kind in spec.kinds
+
+
+def reveal(actor, customer, field, reason=None):
+    """The clear value of a masked (L2/L3) field. L2 needs customers.reveal_l2; L3 needs
+    customers.reveal_l3 and a stated reason. Each reveal is audited with the field name and
+    the reason, never the value, and limited per hour (config CUSTOMERS_REVEAL_LIMIT)."""
+    if not revealable(customer, field):
+        raise InvalidData({"field": _l("This field cannot be revealed.")})
+    spec = FIELDS[field]
+    permission = REVEAL_PERMISSIONS[spec.level]
+    if not _is_user(actor) or not access.can(actor, permission):
+        raise NotAllowed(permission)
+    try:
+        reason = _text(200)(_as_text(reason))
+    except validation.ValidationError as exc:
+        raise InvalidData({"reason": exc.message}) from None
+    if spec.level == L3 and not reason:
+        raise InvalidData({"reason": _l("State why you need to see this information.")})
+    limit = int(current_app.config.get("CUSTOMERS_REVEAL_LIMIT", 60))
+    since = utcnow() - datetime.timedelta(hours=1)
+    recent = db.session.scalar(select(func.count()).select_from(audit.AuditEntry).where(
+        audit.AuditEntry.action == "customers.field.revealed", audit.AuditEntry.actor_id == actor.id,
+        audit.AuditEntry.at >= since))
+    if recent >= limit:
+        raise RevealLimit(_l("You have revealed too many values in the last hour; try again later."))
+    value = getattr(customer, field)
+    audit.record("customers.field.revealed", target=customer, actor=actor, field=field,
+                 level=f"L{spec.level}", reason=reason)
+    return value
+
+
+# --- consent -----------------------------------------------------------------------------------
+
+def _add_consent(actor, customer, clean, recorder=None):
+    recorder_id = _actor_id(actor) or getattr(recorder, "id", None) or customer.owner_id
+    consent = Consent(customer_id=customer.id, purposes=",".join(clean["purposes"]), scope=clean["scope"],
+                      sensitive=clean["sensitive"], channel=clean["channel"],
+                      notice_version=clean["notice_version"], recorded_by=recorder_id, recorded_at=utcnow())
+    db.session.add(consent)
+    db.session.flush()
+    if consent not in customer.consents:
+        customer.consents.append(consent)
+    audit.record("customers.consent.recorded", target=customer, actor=actor, consent_id=consent.id,
+                 purposes=clean["purposes"], sensitive=clean["sensitive"], channel=clean["channel"],
+                 notice_version=clean["notice_version"])
+    return consent
+
+
+def record_consent(actor, customer, purposes, scope, channel, sensitive=False, notice_version=None):
+    """Record what the customer agreed to (PIPL art. 14): purposes (keys of fields.PURPOSES),
+    the scope in the customer's words, the channel, whether it includes the separate consent to
+    sensitive personal information (art. 29), and the version of the notice shown."""
+    clean, errors = clean_consent_data({"purposes": purposes, "scope": scope, "channel": channel,
+                                        "sensitive": sensitive, "notice_version": notice_version})
+    if errors:
+        raise InvalidData(errors)
+    return _add_consent(actor, customer, clean)
+
+
+def withdraw_consent(actor, consent, reason):
+    """Withdraw a consent with immediate effect; history is kept. Withdrawing the last separate
+    consent to sensitive data erases the customer's sensitive fields (PIPL art. 47). Returns the
+    names of erased fields."""
+    try:
+        reason = _text(MAX_REASON, "text")(_as_text(reason))
+    except validation.ValidationError as exc:
+        raise InvalidData({"reason": exc.message}) from None
+    if not reason:
+        raise InvalidData({"reason": _l("State the reason for the withdrawal.")})
+    if not consent.active:
+        raise InvalidData({"consent": _l("This consent has been withdrawn already.")})
+    consent.withdrawn_at, consent.withdrawn_by, consent.withdraw_reason = utcnow(), _actor_id(actor), reason
+    customer = consent.customer
+    audit.record("customers.consent.withdrawn", target=customer, actor=actor, consent_id=consent.id,
+                 purposes=consent.purpose_list, sensitive=consent.sensitive)
+    erased = []
+    if consent.sensitive and not has_sensitive_consent(customer):
+        erased = [name for name in SENSITIVE_FIELDS if getattr(customer, name)]
+        for name in erased:
+            setattr(customer, name, None)
+        if erased:
+            from . import quality
+            customer.completeness = quality.completeness(customer)[0]
+            customer.updated_at = utcnow()
+            audit.record("customers.customer.sensitive_erased", target=customer, actor=actor,
+                         fields=erased, consent_id=consent.id)
+    db.session.flush()
+    return erased
+
+
+def has_consent(customer, purpose, sensitive=False):
+    """Does an active (not withdrawn) consent cover ``purpose`` (and sensitive data, if asked)?"""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown consent purpose {purpose!r}")
+    return any(c.active and purpose in c.purpose_list and (c.sensitive or not sensitive)
+               for c in customer.consents)
+
+
+def require_consent(customer, purpose, sensitive=False):
+    """Return the covering consent, or raise ConsentMissing with the reason to show (e.g. the
+    marketing export refuses a customer who withdrew consent to marketing)."""
+    from core.i18n import pick
+    if has_consent(customer, purpose, sensitive):
+        return next(c for c in reversed(customer.consents)
+                    if c.active and purpose in c.purpose_list and (c.sensitive or not sensitive))
+    label = pick(PURPOSES[purpose])
+    withdrawn = [c for c in customer.consents if not c.active and purpose in c.purpose_list]
+    if withdrawn:
+        when = withdrawn[-1].withdrawn_at.date().isoformat()
+        raise ConsentMissing(_("%(number)s: the customer withdrew consent to \"%(purpose)s\" on %(date)s.",
+                               number=customer.number, purpose=label, date=when))
+    raise ConsentMissing(_("%(number)s: no consent to \"%(purpose)s\" has been recorded.",
+                           number=customer.number, purpose=label))
+
+
+# --- contacts ----------------------------------------------------------------------------------
+
+def add_contact(actor, customer, data):
+    """A contact person of an organisation."""
+    if customer.kind != "org":
+        raise InvalidData({"name": _l("Only organisations have contacts.")})
+    clean, errors = clean_contact_data(data)
+    if errors:
+        raise InvalidData(errors)
+    contact = Contact(customer=customer)
+    db.session.add(contact)  # before the fields: encrypting loads the data key (autoflush)
+    for key, value in clean.items():
+        setattr(contact, key, value)
+    db.session.flush()
+    audit.record("customers.contact.created", target=customer, actor=actor, contact_id=contact.id,
+                 fields=sorted(k for k, v in clean.items() if v is not None))
+    return contact
+
+
+def update_contact(actor, contact, data):
+    clean, errors = clean_contact_data(data)
+    if errors:
+        raise InvalidData(errors)
+    changed = [k for k, v in clean.items() if (getattr(contact, k) or None) != v]
+    for key in changed:
+        setattr(contact, key, clean[key])
+    if changed:
+        db.session.flush()
+        audit.record("customers.contact.updated", target=contact.customer, actor=actor,
+                     contact_id=contact.id, fields=sorted(changed))
+    return changed
+
+
+def remove_contact(actor, contact):
+    customer = contact.customer
+    contact_id = contact.id
+    customer.contacts.remove(contact)
+    db.session.delete(contact)
+    db.session.flush()
+    audit.record("customers.contact.deleted", target=customer, actor=actor, contact_id=contact_id)
+
+
+def contact_of(customer, contact_id):
+    """A contact of this customer, or None (never one of another customer)."""
+    return db.session.scalar(select(Contact).where(Contact.id == contact_id,
+                                                   Contact.customer_id == customer.id))
+
+
+# --- transactions and service records ----------------------------------------------------------
+
+def _amount(value):
+    text = unicodedata.normalize("NFKC", value).strip().replace(",", "").lstrip("¥").strip()
+    try:
+        amount = Decimal(text).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        raise validation.ValidationError(_l("Invalid amount: use a number such as 1280.50.")) from None
+    if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+        raise validation.ValidationError(_l("Invalid amount: use a number such as 1280.50."))
+    return amount
+
+
+def clean_transaction_data(data):
+    """(clean, errors) of a transaction or service record: kind, occurred_on, amount, product,
+    channel, notes. A transaction needs an amount; a service record may have none."""
+    clean, errors = {}, {}
+    kind = _as_text(data.get("kind")).strip() or "transaction"
+    if kind not in TRANSACTION_KINDS:
+        errors["kind"] = _l("Not one of the offered choices.")
+    clean["kind"] = kind
+    occurred = _as_text(data.get("occurred_on")).strip()
+    if not occurred:
+        errors["occurred_on"] = _l("This field is required.")
+    else:
+        try:
+            clean["occurred_on"] = parse_date(data.get("occurred_on"), not_before=datetime.date(1990, 1, 1))
+        except validation.ValidationError as exc:
+            errors["occurred_on"] = exc.message
+    amount = _as_text(data.get("amount")).strip()
+    clean["amount"] = None
+    if amount:
+        try:
+            clean["amount"] = _amount(amount)
+        except validation.ValidationError as exc:
+            errors["amount"] = exc.message
+    elif kind == "transaction":
+        errors["amount"] = _l("A transaction needs an amount.")
+    try:
+        clean["product"] = _text(200)(_as_text(data.get("product")))
+        if not clean["product"]:
+            errors["product"] = _l("This field is required.")
+    except validation.ValidationError as exc:
+        errors["product"] = exc.message
+    channel = _as_text(data.get("channel")).strip()
+    if channel and channel not in TRANSACTION_CHANNELS:
+        errors["channel"] = _l("Not one of the offered choices.")
+    clean["channel"] = channel
+    try:
+        clean["notes"] = _text(2000, "text")(_as_text(data.get("notes"))) or None
+    except validation.ValidationError as exc:
+        errors["notes"] = exc.message
+    return clean, errors
+
+
+def add_transaction(actor, customer, data):
+    """Record a transaction or service of the customer (amount and product stay plain for
+    grading; notes are encrypted)."""
+    clean, errors = clean_transaction_data(data)
+    if errors:
+        raise InvalidData(errors)
+    if not _is_user(actor):
+        raise NotAllowed("customers.edit", _l("Transactions are recorded by a signed-in user."))
+    record = Transaction(customer=customer, kind=clean["kind"], occurred_on=clean["occurred_on"],
+                         amount=clean["amount"], product=clean["product"], channel=clean["channel"],
+                         created_by=actor.id)
+    db.session.add(record)  # before the notes: encrypting loads the data key (autoflush)
+    record.notes = clean["notes"]
+    db.session.flush()
+    audit.record("customers.transaction.created", target=customer, actor=actor, transaction_id=record.id,
+                 kind=record.kind, fields=sorted(k for k in ("amount", "product", "channel", "notes")
+                                                 if clean.get(k)))
+    return record
+
+
+def transactions(customer, *, kind=None, before=None, limit=50):
+    """The customer's records, newest first (by date, then entry), keyset-paginated: ``before``
+    is the (occurred_on, id) of the last record of the previous page."""
+    stmt = select(Transaction).where(Transaction.customer_id == customer.id)
+    if kind:
+        stmt = stmt.where(Transaction.kind == kind)
+    if before is not None:
+        day, last_id = before
+        stmt = stmt.where(or_(Transaction.occurred_on < day,
+                              and_(Transaction.occurred_on == day, Transaction.id < last_id)))
+    stmt = stmt.order_by(Transaction.occurred_on.desc(), Transaction.id.desc()).limit(limit)
+    return db.session.scalars(stmt).all()
+
+
+# --- sharing -----------------------------------------------------------------------------------
+
+def can_manage_shares(actor, customer):
+    return _is_user(actor) and (customer.owner_id == actor.id or
+                                (actor.role == "head" and actor.department_id == customer.department_id))
+
+
+def share_candidates(actor, customer):
+    """Colleagues of the customer's department the customer may be shared with."""
+    taken = {s.user_id for s in shares_of(customer)} | {customer.owner_id}
+    users = db.session.scalars(select(User).where(
+        User.department_id == customer.department_id, User.active.is_(True),
+        User.role.in_(("sales", "service"))).order_by(User.display_name, User.username)).all()
+    return [u for u in users if u.id not in taken]
+
+
+def shares_of(customer):
+    return db.session.scalars(select(Share).where(Share.customer_id == customer.id)
+                              .options(selectinload(Share.user)).order_by(Share.id)).all()
+
+
+def share_customer(actor, customer, user):
+    """Let a colleague of the same department see and edit the customer (owner or head only)."""
+    if not can_manage_shares(actor, customer):
+        raise NotAllowed("customers.share", _l("Only the owner or the department head shares a customer."))
+    if not _is_user(user):
+        user = db.session.get(User, int(user)) if str(user).isdigit() else None
+    if user is None or user not in share_candidates(actor, customer):
+        raise InvalidData({"user_id": _l("Choose an active colleague of the customer's department.")})
+    share = Share(customer_id=customer.id, user_id=user.id, granted_by=actor.id, granted_at=utcnow())
+    db.session.add(share)
+    db.session.flush()
+    audit.record("customers.customer.shared", target=customer, actor=actor, user_id=user.id)
+    return share
+
+
+def unshare_customer(actor, share):
+    customer = db.session.get(Customer, share.customer_id)
+    if not can_manage_shares(actor, customer):
+        raise NotAllowed("customers.share", _l("Only the owner or the department head shares a customer."))
+    user_id = share.user_id
+    db.session.delete(share)
+    db.session.flush()
+    audit.record("customers.customer.unshared", target=customer, actor=actor, user_id=user_id)
+
+
+# --- timeline ----------------------------------------------------------------------------------
+
+def timeline_events(customer):
+    """The register's own events of a customer: creation, status changes, consents, records."""
+    from core.i18n import pick
+    link = has_request_context()
+    events = [TimelineEvent(customer.created_at, _("Customer created"))]
+    for change in customer.status_changes:
+        if change.from_status is None:
+            continue
+        events.append(TimelineEvent(change.changed_at, _("Status: %(old)s → %(new)s",
+                                                         old=pick(STATUSES[change.from_status]),
+                                                         new=pick(STATUSES[change.to_status])),
+                                    detail=change.reason))
+    for consent in customer.consents:
+        purposes = "、".join(pick(PURPOSES[p]) for p in consent.purpose_list if p in PURPOSES)
+        events.append(TimelineEvent(consent.recorded_at, _("Consent recorded") if not consent.sensitive
+                                    else _("Consent recorded, including sensitive data"), detail=purposes))
+        if consent.withdrawn_at is not None:
+            events.append(TimelineEvent(consent.withdrawn_at, _("Consent withdrawn"), detail=purposes))
+    for record in transactions(customer, limit=20):
+        amount = f" ¥{record.amount:,.2f}" if record.amount is not None else ""
+        events.append(TimelineEvent(record.occurred_on, pick(TRANSACTION_KINDS[record.kind]),
+                                    detail=f"{record.product}{amount}",
+                                    url=url_for("customers.transactions", customer_id=customer.id)
+                                    if link else None))
+    return events
+
+
+def sort_key(event):
+    """Timeline order: dates count as the start of their day (UTC); naive times as UTC."""
+    at = event.at
+    if isinstance(at, datetime.datetime):
+        return at if at.tzinfo else at.replace(tzinfo=datetime.UTC)
+    return datetime.datetime.combine(at, datetime.time.min, tzinfo=datetime.UTC)
+
+
+# --- keys rotate -------------------------------------------------------------------------------
+
+@dataclass
+class _Indexed:
+    model: type
+    fields: tuple
+
+
+def reindex(batch=500):
+    """`kehu keys rotate` callback: recompute every blind index of customers and contacts
+    under the new index key, in the rotation's transaction. Versions are not bumped (nothing a
+    user sees changed), so open edit forms stay valid."""
+    db.session.flush()  # the rotation's rewrapped data keys must not be lost to expiry
+    counts = {}
+    for spec in (_Indexed(Customer, ("name", "id_number", "phone", "phone2")),
+                 _Indexed(Contact, ("name", "phone"))):
+        model, table = spec.model, spec.model.__table__
+        options = ([selectinload(Customer.subject_key)] if model is Customer
+                   else [selectinload(Contact.customer).selectinload(Customer.subject_key)])
+        last, done = 0, 0
+        while True:
+            rows = db.session.scalars(select(model).where(model.id > last).order_by(model.id)
+                                      .limit(batch).options(*options)).all()
+            if not rows:
+                break
+            params = []
+            for row in rows:
+                values = {"_id": row.id}
+                for name in spec.fields:
+                    sealed = model.__dict__[name]
+                    value = getattr(row, name)
+                    values[sealed.bidx] = (crypto.blind_index(sealed.spec.search_domain, value)
+                                           if value else None)
+                params.append(values)
+            db.session.execute(update(table).where(table.c.id == bindparam("_id")), params)
+            for row in rows:
+                db.session.expunge(row)
+            done += len(rows)
+            last = rows[-1].id
+        counts[f"{table.name}_reindexed"] = done
+    return counts
