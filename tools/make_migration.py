@@ -21,9 +21,8 @@ def main(module, rev_id, message):
     app = create_app({"INSTANCE_PATH": str(tmp)})
     with app.app_context():
         info = app.extensions["kehu.modules"][module]
-        services.run_migrations("core@head")
-        for dep in info.manifest.depends:
-            services.run_migrations(f"{dep}@head")
+        # every other branch at its head, so autogenerate sees only this module's difference
+        services.run_migrations("heads")
         config = app.extensions["migrate"].migrate.get_config()
         # only this module's tables: hide every other table from autogenerate
         prefix = module + "_"

@@ -100,7 +100,7 @@ def hand_over(actor, from_user, to_user):
         .execution_options(synchronize_session=False)).rowcount
     db.session.expire_all()
 
-    for module, count in hooks.call("customers.handover", from_user, to_user, actor, department_id=dept):
+    for module, count in hooks.call("customers.handover", from_user, to_user, actor, all_departments=True):
         result.modules[module] = int(count or 0)
 
     services.update_user(actor, from_user, active=False)  # rotates the session token

@@ -199,7 +199,7 @@ def test_a_deactivated_user_is_signed_out_and_cannot_sign_in(app, client, login_
     assert user_row(app, "leaver").active is False
 
     assert is_login_redirect(client.get("/"))
-    from conftest import PASSWORD
+    from tests.conftest import PASSWORD
     response = client.post("/login", data={"username": "leaver", "password": PASSWORD})
     assert response.status_code == 200
     assert is_login_redirect(client.get("/"))

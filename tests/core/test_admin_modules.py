@@ -3,7 +3,6 @@ page and the CLI, with the `notices` module from its own distribution."""
 from __future__ import annotations
 
 import pytest
-from conftest import PG_URL, _reset_postgres, make_config
 from sqlalchemy import select
 
 from core import services
@@ -11,6 +10,7 @@ from core.app import create_app
 from core.audit import AuditEntry
 from core.db import db
 from core.models import Department, ModuleEnablement, ModuleState, RoleGrant
+from tests.conftest import PG_URL, _reset_postgres, make_config
 
 MENU = 'id="menu-notices-list"'
 

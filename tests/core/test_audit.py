@@ -7,13 +7,13 @@ import json
 import sqlite3
 
 import pytest
-from conftest import PG_URL
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
 from core import audit
 from core.audit import MAX_DETAIL, AuditEntry
 from core.db import db
+from tests.conftest import PG_URL
 
 COLUMNS = ("at", "actor_id", "actor", "role", "department_id", "action", "result", "target_type",
            "target_id", "details", "address", "request_id", "prev_hash", "hash")

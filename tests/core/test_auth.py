@@ -6,13 +6,13 @@ import re
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from conftest import PASSWORD, csrf_token
 from flask_babel import gettext
 from sqlalchemy import select
 
 from core.audit import AuditEntry
 from core.db import db
 from core.models import User, utcnow
+from tests.conftest import PASSWORD, csrf_token
 
 COOKIE = "kehu_session"
 WRONG = "Wrong user name or password, or the account is locked."

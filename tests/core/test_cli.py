@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner
-from conftest import FAST_ARGON2, PASSWORD, PG_URL, _reset_postgres, make_config
 from flask.cli import ScriptInfo
 from sqlalchemy import inspect, select
 
@@ -23,6 +22,7 @@ from core.app import create_app
 from core.crypto import KeyringError
 from core.db import db
 from core.models import ModuleState, User
+from tests.conftest import FAST_ARGON2, PASSWORD, PG_URL, _reset_postgres, make_config
 
 KEHU = Path(sys.executable).with_name("kehu")
 ADMIN_LINE = re.compile(r"^administrator: admin / (\S+)  \(shown once", re.M)

@@ -9,13 +9,13 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import make_config
 
 from core import access
 from core import modules as loader
 from core.app import create_app
 from core.db import db
 from core.modules import NAME_RE, ModuleError
+from tests.conftest import make_config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ROOT = FIXTURES.parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import PG_URL, _reset_postgres, make_config
+from tests.conftest import PG_URL, _reset_postgres, make_config
 from sqlalchemy import MetaData, inspect, select, text
 
 from core import services

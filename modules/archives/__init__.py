@@ -1,0 +1,39 @@
+"""Customer archives (客户档案): numbered documents per customer, encrypted attachments,
+completeness per customer kind, view/borrow requests with approval, and the archive form PDF.
+
+Other modules may use what ``EXPORTS`` lists (loaded lazily, so importing this package stays
+light). Hooks this module contributes to: customers.panels, customers.timeline, customers.handover.
+"""
+from core.modules import Manifest
+
+manifest = Manifest(
+    name="archives", version="1.0.0",
+    title={"zh_CN": "客户档案", "en": "Customer archives"},
+    summary={"zh_CN": "客户档案编号登记、加密附件、完整性检查、查阅借阅审批、客户档案表 PDF",
+             "en": "Numbered customer documents, encrypted attachments, completeness, "
+                   "view/borrow approvals and the archive form PDF"},
+    depends=("customers",),
+)
+
+# documents_of(customer_id) -> [Document]: no scope check, callers check the customer first.
+EXPORTS = {"documents_of": "services", "DOC_TYPES": "models"}
+
+
+def __getattr__(name):
+    if name in EXPORTS:
+        import importlib
+        return getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)
+    raise AttributeError(name)
+
+
+def setup(reg):
+    from . import hooks, menus, models, permissions, services, views
+    reg.check_tables(*models.ALL)
+    reg.blueprint(views.bp)
+    reg.permissions(*permissions.ALL)
+    reg.menu(*menus.ALL)
+    reg.migrations()
+    reg.record_rule(models.Document, services.document_rule)
+    reg.hook("customers.panels", hooks.panels)
+    reg.hook("customers.timeline", hooks.timeline)
+    reg.hook("customers.handover", hooks.handover)
