@@ -404,6 +404,29 @@ def decrypt(subject_key: SubjectKey, token: str, aad: str) -> str:
     return data.decode("utf-8")
 
 
+BLOB_MAGIC = b"kehu1"
+
+
+def encrypt_bytes(subject_key: SubjectKey, data: bytes, aad: str) -> bytes:
+    """AES-256-GCM for files: b"kehu1" + nonce + ciphertext + tag, no base64 inflation."""
+    if not aad:
+        raise ValueError("encrypt_bytes() needs the AAD naming what the data is")
+    nonce = os.urandom(NONCE_BYTES)
+    return BLOB_MAGIC + nonce + AESGCM(_dek_of(subject_key)).encrypt(nonce, bytes(data), aad.encode("utf-8"))
+
+
+def decrypt_bytes(subject_key: SubjectKey, blob: bytes, aad: str) -> bytes:
+    """The plaintext of ``encrypt_bytes``, or DecryptionError."""
+    head = len(BLOB_MAGIC)
+    if not blob.startswith(BLOB_MAGIC) or len(blob) < head + NONCE_BYTES + TAG_BYTES:
+        raise DecryptionError(f"data for {aad} is not a kehu ciphertext or is truncated")
+    try:
+        return AESGCM(_dek_of(subject_key)).decrypt(blob[head:head + NONCE_BYTES], blob[head + NONCE_BYTES:],
+                                                    aad.encode("utf-8"))
+    except InvalidTag:
+        raise DecryptionError(f"data for {aad} failed authentication") from None
+
+
 def blind_index(domain: str, value: str) -> str:
     """Digest to store beside an encrypted field; ``value`` must already be normalised."""
     return keyring().index_digest(domain, value)

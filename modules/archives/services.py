@@ -10,7 +10,6 @@ Editing needs ``archives.manage`` and the customer in the actor's own remit.
 """
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import logging
@@ -476,9 +475,9 @@ def add_attachment(actor, doc, filename, data: bytes):
         att = Attachment(uid=secrets.token_hex(16), document=doc, stored_name=secrets.token_hex(16),
                          kind=kind, size=len(data), created_by=actor.id)
         att.filename = name
-        token = crypto.encrypt(att.data_key(), base64.b64encode(data).decode("ascii"), att.aad("content"))
+        blob = crypto.encrypt_bytes(att.data_key(), data, att.aad("content"))
     path = attachment_path(att)
-    _write_private(path, token.encode("ascii"))
+    _write_private(path, blob)
     try:
         db.session.add(att)
         db.session.flush()
@@ -493,16 +492,15 @@ def add_attachment(actor, doc, filename, data: bytes):
 def read_attachment(att) -> bytes:
     """The plaintext of an attachment, or AttachmentGone."""
     try:
-        token = attachment_path(att).read_bytes().decode("ascii")
-    except (OSError, UnicodeDecodeError) as exc:
+        blob = attachment_path(att).read_bytes()
+    except OSError as exc:
         log.error("archives: attachment %s file unreadable: %s", att.id, exc)
         raise AttachmentGone() from None
     try:
-        text = crypto.decrypt(att.data_key(), token, att.aad("content"))
+        return crypto.decrypt_bytes(att.data_key(), blob, att.aad("content"))
     except crypto.DecryptionError as exc:
         log.warning("archives: attachment %s cannot be decrypted: %s", att.id, exc)
         raise AttachmentGone() from None
-    return base64.b64decode(text)
 
 
 def attachment_filename(att) -> str | None:

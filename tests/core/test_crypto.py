@@ -370,3 +370,18 @@ def test_destroyed_subject_key_makes_data_unreadable(app):
     replacement = crypto.new_subject_key()
     db.session.commit()
     assert replacement.id > doomed_id  # ids are never reused
+
+
+def test_file_encryption_round_trips_and_detects_tampering(app):
+    from core import crypto
+    with app.app_context():
+        key = crypto.new_subject_key()
+        data = bytes(range(256)) * 40
+        blob = crypto.encrypt_bytes(key, data, "archives_attachment|content|x")
+        assert len(blob) < len(data) + 40 and data not in blob
+        assert crypto.decrypt_bytes(key, blob, "archives_attachment|content|x") == data
+        for bad in (blob[:-1], blob[:5] + bytes([blob[5] ^ 1]) + blob[6:]):
+            with pytest.raises(crypto.DecryptionError):
+                crypto.decrypt_bytes(key, bad, "archives_attachment|content|x")
+        with pytest.raises(crypto.DecryptionError):
+            crypto.decrypt_bytes(key, blob, "archives_attachment|content|y")
