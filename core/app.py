@@ -155,7 +155,8 @@ def _security_headers(response):
     h.setdefault("Referrer-Policy", "same-origin")
     if request.is_secure:
         h.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if current_user and current_user.is_authenticated:
+    static = request.endpoint == "static" or (request.endpoint or "").endswith(".static")
+    if not static and current_user and current_user.is_authenticated:
         # pages with personal data must not linger in browser or proxy caches
         h["Cache-Control"] = "no-store"
     return response

@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from core import audit
 from core.access import public, safe_local_url, signed_in
 from core.db import db
+from core.i18n import LOCALES
 from core.models import LoginThrottle, User, utcnow
 
 bp = Blueprint("auth", __name__)
@@ -142,8 +143,11 @@ def login():
             user.failed_logins, user.locked_until = 0, None
             # a fresh session: nothing planted before sign-in survives it
             next_url = session.get("next")
+            locale = session.get("locale")  # a language chosen on the sign-in page stays
             session.clear()
             login_user(user)
+            if locale in LOCALES:
+                session["locale"] = user.locale = locale
             identity_changed.send(current_app._get_current_object(), identity=Identity(user.id))
             session["seen"] = utcnow().timestamp()
             audit.record("core.auth.signed_in", actor=user)
