@@ -6,6 +6,7 @@ and templates (the notices test module too). For each, every msgid extracted fro
 must have a non-empty, non-fuzzy zh_Hans_CN msgstr with the same %(name)s placeholders. All
 catalogues merge into one domain at run time, core first and later ones winning, so a module must
 not translate a core text differently either."""
+import os
 import re
 from pathlib import Path
 
@@ -45,8 +46,8 @@ def _msgids(sources):
     for folder, methods, options in sources:
         for filename, lineno, message, _comments, _context in extract_from_dir(
                 str(folder), methods, options, keywords=KEYWORDS):
-            for msgid in (message,) if isinstance(message, str) else filter(None, message):
-                found.setdefault(msgid, f"{folder.name}/{filename}:{lineno}")
+            msgid = message if isinstance(message, str) else message[0]  # ngettext: its singular
+            found.setdefault(msgid, f"{folder.name}/{filename}:{lineno}")
         for path in folder.rglob("*.py"):
             if "migrations" not in path.relative_to(folder).parts:
                 for match in IN_FSTRING.finditer(path.read_text(encoding="utf-8")):
@@ -55,10 +56,17 @@ def _msgids(sources):
 
 
 def _translations(po):
-    """{msgid: msgstr} of a catalogue, without the fuzzy entries (they are not compiled)."""
+    """{msgid: msgstrs} of a catalogue, without the fuzzy entries (they are not compiled): one msgstr
+    per entry, or one per plural form keyed by the singular msgid."""
     with po.open("rb") as handle:
         catalog = read_po(handle, locale="zh_Hans_CN")
-    return {message.id: message.string for message in catalog if message.id and not message.fuzzy}
+    found = {}
+    for message in catalog:
+        if message.id and not message.fuzzy:
+            msgid = message.id if isinstance(message.id, str) else message.id[0]
+            strings = (message.string,) if isinstance(message.string, str) else message.string
+            found[msgid] = tuple(string or "" for string in strings)
+    return found
 
 
 def _placeholders(text):
@@ -68,22 +76,21 @@ def _placeholders(text):
 @pytest.mark.parametrize("name", CATALOGUES)
 def test_every_msgid_has_a_chinese_translation(name):
     po, sources = CATALOGUES[name]
-    assert po.is_file(), f"{name}: no catalogue at {po.relative_to(ROOT)}"
+    assert po.is_file(), f"{name}: no catalogue at {os.path.relpath(po, ROOT)}"
     msgids = _msgids(sources)
     assert msgids, f"{name}: nothing extracted from its sources"
     translations = _translations(po)
     missing = {msgid: where for msgid, where in sorted(msgids.items())
-               if not isinstance(translations.get(msgid), str) or not translations[msgid].strip()}
+               if not translations.get(msgid) or not all(string.strip() for string in translations[msgid])}
     assert missing == {}, f"{name}: {len(missing)} of {len(msgids)} msgids lack a Chinese translation in " \
-                          f"{po.relative_to(ROOT)}"
+                          f"{os.path.relpath(po, ROOT)}"
 
 
 @pytest.mark.parametrize("name", CATALOGUES)
 def test_placeholders_survive_translation(name):
     po, _sources = CATALOGUES[name]
-    wrong = {msgid: msgstr for msgid, msgstr in _translations(po).items()
-             if msgstr and _placeholders(msgid) != _placeholders(msgstr if isinstance(msgstr, str)
-                                                                  else " ".join(msgstr))}
+    wrong = {msgid: string for msgid, strings in _translations(po).items() for string in strings
+             if string and _placeholders(msgid) != _placeholders(string)}
     assert wrong == {}
 
 
@@ -92,8 +99,8 @@ def test_no_module_changes_a_core_text(name):
     """Module catalogues are merged over the core's: the same msgid must read the same."""
     core = _translations(CATALOGUES["core"][0])
     ours = _translations(CATALOGUES[name][0])
-    clashes = {msgid: (core[msgid], msgstr) for msgid, msgstr in ours.items()
-               if msgstr and core.get(msgid) and core[msgid] != msgstr}
+    clashes = {msgid: (core[msgid], strings) for msgid, strings in ours.items()
+               if any(strings) and any(core.get(msgid, ())) and core[msgid] != strings}
     assert clashes == {}
 
 

@@ -90,7 +90,7 @@ def test_row_errors_are_listed_then_one_line_reason(app, runner, heads, tmp_path
     result = runner("import", "customers", write_csv(tmp_path / "k.csv", rows), "--as", "head1", "--quiet")
     lines = one_line_error(result)
     assert result.exit_code == 1
-    assert lines[0].startswith("row 5 [负责人]") and lines[1].startswith("row 6 [手机]")
+    assert lines[0].startswith("第 5 行 [负责人]") and lines[1].startswith("第 6 行 [手机]")
     assert "2 errors in 2 of 5 rows; nothing imported" in lines[-1] and len(lines) == 3
     assert count(app) == 0
 
