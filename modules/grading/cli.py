@@ -1,0 +1,52 @@
+"""`kehu grading recompute [--department CODE]`."""
+import sys
+
+import click
+from flask.cli import with_appcontext
+
+group = click.Group("grading", help="Customer grading (客户分级).")
+
+
+@group.command("recompute")
+@click.option("--department", "department_code", default=None,
+              help="Department code; default: every department that uses grading.")
+@with_appcontext
+def recompute_command(department_code):
+    """Grade every customer of the department(s) by their rules; overrides are kept."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core import services as core_services
+    from core.cli import cli_actor, fail
+    from core.db import db
+    from core.enablement import is_enabled
+    from core.models import Department
+
+    from . import services
+
+    try:
+        if department_code:
+            departments = [core_services.department_by_code(department_code)]
+        else:
+            departments = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
+        departments = [d for d in departments if is_enabled("grading", d.id)]
+    except core_services.ServiceError as exc:
+        fail(exc)
+    except SQLAlchemyError as exc:  # e.g. not initialised yet: one line, not a traceback
+        fail(f"cannot read the departments (run `kehu init` first?): {str(exc).splitlines()[0]}")
+    if department_code and not departments:
+        fail(f"grading is not enabled for department {department_code}")
+    if not departments:
+        click.echo("no department uses grading: nothing to do")
+        return
+    total = services.Summary()
+    actor = cli_actor()
+    for department in departments:  # the bars go to standard error, the summary to standard output
+        with click.progressbar(length=services.count_customers(department),
+                               label=f"grading {department.code}", show_pos=True,
+                               show_percent=True, file=sys.stderr) as bar:
+            summary = services.recompute(actor, department, progress=bar.update)
+        db.session.commit()
+        total.add(summary)
+    click.echo(f"graded {total.graded} customers in {total.departments} department(s): "
+               f"{total.changed} changed, {total.overridden_kept} overrides kept")

@@ -1,0 +1,6 @@
+"""Menu items of the grading module."""
+from core.modules import MenuItem
+
+ALL = (
+    MenuItem("grading.index", {"zh_CN": "客户分级", "en": "Customer grading"}, "grading.index", "grading.view", 20),
+)
