@@ -12,7 +12,7 @@ import functools
 from flask import abort, current_app, g, has_request_context, request
 from flask_login import current_user
 from flask_principal import Identity, Need, Principal, RoleNeed, UserNeed, identity_loaded
-from sqlalchemy import false, or_, select
+from sqlalchemy import and_, false, or_, select
 
 from core.db import db
 from core.models import ROLES, RoleGrant
@@ -187,9 +187,11 @@ def ownership_rule(owner_col, department_col, shared=None):
     def rule(actor):
         if actor.role == "head" and actor.department_id is not None:
             return department_col == actor.department_id
-        if actor.role in ("sales", "service"):
+        if actor.role in ("sales", "service") and actor.department_id is not None:
+            # within their current department only: a moved employee leaves the old remit behind
             own = owner_col == actor.id
-            return or_(own, shared(actor)) if shared is not None else own
+            return and_(department_col == actor.department_id,
+                        or_(own, shared(actor)) if shared is not None else own)
         return false()
 
     return rule
@@ -210,12 +212,17 @@ def get_or_404(model, ident, actor=None):
     actor = actor or current_user
     row = db.session.execute(scoped(select(model), actor).where(model.id == ident)).scalar_one_or_none()
     if row is None:
-        # the user gets the same 404 whether the row exists or not; the attempt is on record
-        from core import audit
-        exists = db.session.get(model, ident) is not None
-        db.session.rollback()
-        audit.record("core.access.row_denied", result="denied", target_type=model.__tablename__,
-                     target_id=ident, exists=exists, path=request.path[:200] if has_request_context() else "")
-        db.session.commit()
-        abort(404)
+        deny_row(model, ident)
     return row
+
+
+def deny_row(model, ident):
+    """Answer 404 for a row outside the remit (or missing: the same answer), with the attempt on
+    record. Every module uses this rather than a bare abort(404)."""
+    from core import audit
+    exists = db.session.get(model, ident) is not None
+    db.session.rollback()
+    audit.record("core.access.row_denied", result="denied", target_type=model.__tablename__,
+                 target_id=ident, exists=exists, path=request.path[:200] if has_request_context() else "")
+    db.session.commit()
+    abort(404)

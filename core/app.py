@@ -6,6 +6,7 @@ import os
 from datetime import UTC, timedelta
 from pathlib import Path
 
+import sqlalchemy.exc
 from flask import Flask, render_template, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_bootstrap import Bootstrap5
@@ -127,7 +128,8 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
 
 
 def _session_timeouts():
-    """Idle timeout on top of the absolute lifetime of the session cookie."""
+    """Idle timeout and absolute lifetime of a sign-in (the cookie is re-signed on each request,
+    so its own expiry would never come for an active user)."""
     from datetime import datetime
 
     from flask import current_app
@@ -137,7 +139,8 @@ def _session_timeouts():
         return
     now = datetime.now(UTC).timestamp()
     idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
-    if now - session.get("seen", now) > idle:
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    if now - session.get("seen", now) > idle or now - session.get("signed_in_at", 0) > lifetime:
         logout_user()
         session.clear()
         return
@@ -165,13 +168,26 @@ def _security_headers(response):
 def _error_pages(app):
     def page(code):
         def handler(error):
-            if code == 500:
-                db.session.rollback()
-            return render_template(f"errors/{code}.html", error=error), code
+            if code != 500:
+                return render_template(f"errors/{code}.html", error=error), code
+            db.session.rollback()
+            try:
+                return render_template("errors/500.html", error=error), 500
+            except Exception:  # the layout needs the database; when that is what failed, plain text
+                return ("500 · 服务器内部错误，未保存任何内容。请稍后重试。 / Server error; nothing was saved.",
+                        500, {"Content-Type": "text/plain; charset=utf-8"})
         return handler
 
     for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, page(code))
+
+    def bad_value(error):
+        # a number beyond 64 bits or a NUL that got past the forms: the request is bad, not the server
+        db.session.rollback()
+        return render_template("errors/400.html", error=error), 400
+
+    app.register_error_handler(OverflowError, bad_value)
+    app.register_error_handler(sqlalchemy.exc.DataError, bad_value)
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):

@@ -149,7 +149,7 @@ def login():
             if locale in LOCALES:
                 session["locale"] = user.locale = locale
             identity_changed.send(current_app._get_current_object(), identity=Identity(user.id))
-            session["seen"] = utcnow().timestamp()
+            session["seen"] = session["signed_in_at"] = utcnow().timestamp()
             audit.record("core.auth.signed_in", actor=user)
             db.session.commit()
             if user.must_change_password:
@@ -157,6 +157,10 @@ def login():
                 return redirect(url_for("auth.password"))
             return redirect(safe_local_url(request.args.get("next") or next_url, url_for("main.index")))
         # one message for every failure, so it tells nothing about which accounts exist
+        flash(_("Wrong user name or password, or the account is locked."), "danger")
+    elif request.method == "POST" and "csrf_token" not in form.errors:
+        # a name or password too long for the form is still a failed attempt on record
+        _fail(None, _throttle(_address()), (request.form.get("username") or "").strip(), "invalid input")
         flash(_("Wrong user name or password, or the account is locked."), "danger")
     return render_template("auth/login.html", form=form)
 

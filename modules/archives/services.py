@@ -29,7 +29,7 @@ from flask import abort, current_app
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, func, or_, select, update
 
-from core import audit, crypto, numbering
+from core import access, audit, crypto, numbering
 from core.db import db
 from core.enablement import is_enabled
 from core.models import User, utcnow
@@ -218,7 +218,7 @@ def archive_access(customer_id, actor, *, allow_grant=True) -> ArchiveAccess:
             return ArchiveAccess(grant.customer, grant)
         if noted:
             db.session.commit()  # keep the expiry entries just written; the 404 rolls back otherwise
-    abort(404)
+    access.deny_row(Customer, customer_id)
 
 
 def record_grant_use(access_, what, **details):
@@ -618,7 +618,7 @@ def request_for_approver(request_id, actor):
     """A request the actor may decide: of a customer of the actor's own department."""
     req = db.session.get(AccessRequest, request_id)
     if req is None or actor.department_id is None or req.customer.department_id != actor.department_id:
-        abort(404)
+        access.deny_row(AccessRequest, request_id)
     return req
 
 
@@ -651,7 +651,7 @@ def _check_decidable(actor, req):
 
 def withdraw_request(actor, req):
     if req.requester_id != actor.id:
-        abort(404)
+        access.deny_row(AccessRequest, req.id)
     if req.status != "pending":
         raise ArchiveError(_("Only a pending request can be withdrawn."))
     req.status = "withdrawn"
@@ -661,7 +661,7 @@ def withdraw_request(actor, req):
 def mark_returned(actor, req):
     """The paper originals of a borrowing are back (recorded by staff in the customer's remit)."""
     if customer_in_remit(req.customer_id, actor) is None:
-        abort(404)
+        access.deny_row(AccessRequest, req.id)
     if req.kind != "borrow" or req.status != "approved" or req.returned_at is not None:
         raise ArchiveError(_("This is not an outstanding borrowing."))
     req.returned_at, req.returned_by = utcnow(), actor.id

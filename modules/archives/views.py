@@ -192,7 +192,7 @@ def form_pdf(customer_id):
     """The archive form (客户档案表) as an A4 PDF; only for customers in the user's own remit."""
     customer = services.customer_in_remit(customer_id, current_user)
     if customer is None:
-        abort(404)
+        access.deny_row(Customer, customer_id)
     context = services.form_context(customer, current_user)
     filename = f"archive-{customer.number}.pdf"
     db.session.commit()  # end the read transaction: SQLite holds its write lock until then

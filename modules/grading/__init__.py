@@ -44,3 +44,4 @@ def setup(reg):
     reg.hook("customers.timeline", hooks.customer_timeline)
     reg.hook("customers.list_columns", hooks.list_columns)
     reg.hook("customers.list_filters", hooks.list_filters)
+    reg.hook("core.demo", hooks.demo_grades)

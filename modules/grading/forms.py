@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, HiddenField, IntegerField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from core.validation import CleanText
+
 from . import rules as R
 from .services import REASON_MAX
 
@@ -41,7 +43,7 @@ class RulesForm(FlaskForm):
 
 class OverrideForm(FlaskForm):
     grade = SelectField(_l("Grade"), choices=[], validators=[DataRequired()])
-    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=REASON_MAX)])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), CleanText("text"), Length(max=REASON_MAX)])
     next = HiddenField()
 
     def __init__(self, *args, **kwargs):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from tests.conftest import PG_URL, _reset_postgres, make_config
 from sqlalchemy import MetaData, inspect, select, text
 
 from core import services
 from core.app import create_app
 from core.db import NAMING_CONVENTION, db
 from core.models import ModuleState
+from tests.conftest import PG_URL, _reset_postgres, make_config
 
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
