@@ -6,8 +6,9 @@ from sqlalchemy import func, or_, select
 
 from core import access
 from core.db import db
+from core.i18n import pick
 
-from .fields import CONTACT_FIELDS, FIELDS, L2, L3
+from .fields import CONTACT_FIELDS, FIELDS, GENDERS, L2, L3
 from .models import Contact, Customer, Share, Transaction
 
 
@@ -52,6 +53,8 @@ def masked_fields(customer, actor=None):
             continue
         if spec.level in (L2, L3):
             value = spec.mask(value) if spec.mask else "****"
+        elif spec.name == "gender":
+            value = pick(GENDERS.get(value, {"zh_CN": value, "en": value}))
         rows.append((spec.name, spec.label, value))
     return rows
 
