@@ -178,6 +178,17 @@ def order(found):
     return [found[n] for n in sorted(found, key=lambda n: (depth[n], n))]
 
 
+def lazy_exports(package, exports):
+    """A module-level ``__getattr__`` that imports an exported name on first use, so a module's
+    ``__init__`` stays light: ``__getattr__ = lazy_exports(__name__, {"grade_of": "services"})``."""
+    def __getattr__(name):
+        if name in exports:
+            return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 class Registrar:
     """The only way a module touches the app. Each call checks the module's naming rule."""
 

@@ -4,7 +4,7 @@ completeness per customer kind, view/borrow requests with approval, and the arch
 Other modules may use what ``EXPORTS`` lists (loaded lazily, so importing this package stays
 light). Hooks this module contributes to: customers.panels, customers.timeline, customers.handover.
 """
-from core.modules import Manifest
+from core.modules import Manifest, lazy_exports
 
 manifest = Manifest(
     name="archives", version="1.0.0",
@@ -19,11 +19,7 @@ manifest = Manifest(
 EXPORTS = {"documents_of": "services", "DOC_TYPES": "models"}
 
 
-def __getattr__(name):
-    if name in EXPORTS:
-        import importlib
-        return getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):

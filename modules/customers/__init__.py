@@ -3,7 +3,7 @@
 Other modules use only what this package exports below (loaded lazily so importing the
 package stays light): the Customer model for foreign keys, scoped lookups, transaction sums
 and the masked display of a customer's fields."""
-from core.modules import Manifest
+from core.modules import Manifest, lazy_exports
 
 manifest = Manifest(
     name="customers", version="1.0.0",
@@ -27,11 +27,7 @@ EXPORTS = {
 }
 
 
-def __getattr__(name):
-    if name in EXPORTS:
-        import importlib
-        return getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):

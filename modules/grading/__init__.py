@@ -4,7 +4,7 @@ A department head sets the thresholds; grades are computed for all customers of 
 on demand (web page or ``kehu grading recompute``), kept with their history, and may be overridden
 by a head with a reason. Other modules read a grade through :func:`grade_of` (exported below,
 loaded lazily so importing this package stays light)."""
-from core.modules import Manifest
+from core.modules import Manifest, lazy_exports
 
 manifest = Manifest(
     name="grading", version="1.0.0",
@@ -25,11 +25,7 @@ manifest = Manifest(
 EXPORTS = {"grade_of": "services", "grades_of": "services", "GRADES": "rules"}
 
 
-def __getattr__(name):
-    if name in EXPORTS:
-        import importlib
-        return getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
