@@ -20,6 +20,7 @@ from core.access import public, safe_local_url, signed_in
 from core.db import db
 from core.i18n import LOCALES
 from core.models import LoginThrottle, User, utcnow
+from core.validation import CleanText
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -59,7 +60,8 @@ def validate_new_password(password, username=""):
 
 
 class LoginForm(FlaskForm):
-    username = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
+    # CleanText refuses NUL and control characters before they reach the database
+    username = StringField(_l("User name"), validators=[DataRequired(), CleanText("name"), Length(max=64)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=128)])
 
 
