@@ -12,6 +12,7 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_principal import AnonymousIdentity, Identity, identity_changed
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
@@ -87,8 +88,12 @@ def _throttle(address):
     now = utcnow()
     window = timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
     if row is None:
-        row = LoginThrottle(address=address, failures=0, window_start=now)
-        db.session.add(row)
+        try:  # several sign-ins from a new address at once: one insert wins, the others read it
+            with db.session.begin_nested():
+                db.session.add(LoginThrottle(address=address, failures=0, window_start=now))
+        except IntegrityError:
+            pass
+        row = db.session.get(LoginThrottle, address)
     elif now - row.window_start > window and not (row.locked_until and row.locked_until > now):
         row.failures, row.window_start, row.locked_until = 0, now, None
     return row

@@ -303,3 +303,23 @@ def test_own_sign_ins_do_not_reset_the_address_lock(app, client, make_user):
             assert sign_in(client, "insider").status_code == 302
             client.post("/logout")
     assert sign_in(client, "insider").status_code == 429
+
+
+def test_a_throttle_row_inserted_meanwhile_by_another_sign_in_is_reused(app, monkeypatch):
+    """Two first sign-ins from one address at once: the loser of the insert reads the winner's row
+    instead of answering 500 (seen under load on PostgreSQL)."""
+    from core import auth
+    from core.db import db
+    from core.models import LoginThrottle, utcnow
+    with app.test_request_context():
+        db.session.add(LoginThrottle(address="10.0.0.9", failures=3, window_start=utcnow()))
+        db.session.commit()
+        real_get, calls = db.session.get, []
+
+        def missing_at_first(model, key, **kwargs):
+            calls.append(key)
+            return None if len(calls) == 1 else real_get(model, key, **kwargs)
+
+        monkeypatch.setattr(db.session, "get", missing_at_first)
+        row = auth._throttle("10.0.0.9")
+        assert row is not None and row.failures == 3
