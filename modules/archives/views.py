@@ -409,39 +409,34 @@ def _decide(request_id, decision):
     return redirect(url_for("archives.requests"))
 
 
-@bp.route("/requests/<int:request_id>/withdraw", methods=["POST"])
-@require(REQUEST)
-def withdraw(request_id):
+def _change_request(request_id, change, done_message):
+    """Load a request (audited 404 when missing), apply one service change, commit or flash why not."""
     req = db.session.get(AccessRequest, request_id)
     if req is None:
-        abort(404)
+        access.deny_row(AccessRequest, request_id)
     try:
-        services.withdraw_request(current_user, req)
+        change(current_user, req)
         db.session.commit()
     except services.ArchiveError as exc:
         db.session.rollback()
         flash(str(exc), "danger")
     else:
-        flash(_("Request withdrawn."), "success")
+        flash(done_message, "success")
+
+
+@bp.route("/requests/<int:request_id>/withdraw", methods=["POST"])
+@require(REQUEST)
+def withdraw(request_id):
+    _change_request(request_id, services.withdraw_request, _("Request withdrawn."))
     return redirect(url_for("archives.requests"))
 
 
 @bp.route("/requests/<int:request_id>/returned", methods=["POST"])
 @require(MANAGE)
 def returned(request_id):
-    req = db.session.get(AccessRequest, request_id)
-    if req is None:
-        abort(404)
-    try:
-        services.mark_returned(current_user, req)
-        db.session.commit()
-    except services.ArchiveError as exc:
-        db.session.rollback()
-        flash(str(exc), "danger")
-    else:
-        flash(_("Return of the paper originals recorded."), "success")
-    target = request.form.get("next") or ""
-    if not target.startswith("/archives/") or target.startswith("//"):
+    _change_request(request_id, services.mark_returned, _("Return of the paper originals recorded."))
+    target = access.safe_local_url(request.form.get("next"), url_for("archives.overdue"))
+    if not target.startswith("/archives/"):
         target = url_for("archives.overdue")
     return redirect(target)
 
