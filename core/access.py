@@ -12,6 +12,7 @@ import functools
 from flask import abort, current_app, g, has_request_context, request
 from flask_login import current_user
 from flask_principal import Identity, Need, Principal, RoleNeed, UserNeed, identity_loaded
+from flask_principal import Permission as PrincipalPermission
 from sqlalchemy import and_, false, or_, select
 
 from core.db import db
@@ -70,9 +71,28 @@ def can(user, permission):
     return permission in granted_permissions(user)
 
 
-def require(permission):
+# What an endpoint is, declared on its guard. The start-up check holds each kind to its methods
+# and the security tests read the kinds: a new module never means editing a core test.
+ENDPOINT_KINDS = {
+    "read": "GET only; changes nothing (a page, a list, a search)",
+    "download": "GET only; answers a file (a PDF, an attachment, a template); changes nothing",
+    "form": "GET shows a form, POST (with the CSRF token) carries out the change",
+    "action": "POST only (with the CSRF token); GET answers 405",
+}
+
+
+def _kind(view, kind):
+    if kind not in ENDPOINT_KINDS:
+        raise ValueError(f"endpoint kind {kind!r} is not one of {', '.join(ENDPOINT_KINDS)}")
+    view.kehu_kind = kind
+    return view
+
+
+def require(permission, kind="read"):
     """Guard a view with one declared permission: anonymous → sign-in, refused → 403 (audited).
 
+    ``kind`` says what the endpoint is (see ENDPOINT_KINDS). The permission is checked through
+    Flask-Principal: the identity loaded for the request provides the user's granted permissions.
     The name is checked against the declared permissions when the app has loaded every module
     (see `check_endpoints`), so a typo stops start-up instead of failing open."""
     def decorate(view):
@@ -80,12 +100,12 @@ def require(permission):
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
                 return current_app.login_manager.unauthorized()
-            if not can(current_user, permission):
+            if not PrincipalPermission(PermissionNeed(permission)).can():
                 deny(permission)
             return view(*args, **kwargs)
 
         wrapped.kehu_permission = permission
-        return wrapped
+        return _kind(wrapped, kind)
 
     return decorate
 
@@ -98,22 +118,35 @@ def deny(permission):
     abort(403)
 
 
-def public(view):
-    """Mark a view reachable without signing in (sign-in page, health check)."""
-    view.kehu_public = True
-    return view
+def public(view=None, *, kind="read"):
+    """Mark a view reachable without signing in (sign-in page, health check): ``@public`` or
+    ``@public(kind="form")``."""
+    def decorate(view):
+        view.kehu_public = True
+        return _kind(view, kind)
+
+    return decorate(view) if view is not None else decorate
 
 
-def signed_in(view):
+def signed_in(view=None, *, kind="read"):
     """Mark a view any signed-in user may open (home page, sign-out, language)."""
-    @functools.wraps(view)
-    def wrapped(*args, **kwargs):
-        if not current_user.is_authenticated:
-            return current_app.login_manager.unauthorized()
-        return view(*args, **kwargs)
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()
+            return view(*args, **kwargs)
 
-    wrapped.kehu_signed_in = True
-    return wrapped
+        wrapped.kehu_signed_in = True
+        return _kind(wrapped, kind)
+
+    return decorate(view) if view is not None else decorate
+
+
+def endpoint_kinds(app):
+    """{endpoint: kind} for every guarded endpoint of the app (static files excluded)."""
+    return {endpoint: view.kehu_kind for endpoint, view in app.view_functions.items()
+            if hasattr(view, "kehu_kind")}
 
 
 PUBLIC_ENDPOINTS = {"static", "bootstrap.static"}
@@ -134,11 +167,26 @@ def check_endpoints(app):
         if getattr(view, "kehu_public", False) or getattr(view, "kehu_signed_in", False):
             continue
         raise ModuleError(f"module {endpoint.split('.')[0]}: endpoint {endpoint} declares no permission")
+    _check_kinds(app)
     for item in app.extensions["kehu.menus"]:
         if item.permission not in _DECLARED:
             raise ModuleError(f"module {item.module}: menu {item.id} needs undeclared permission {item.permission!r}")
         if item.endpoint not in app.view_functions:
             raise ModuleError(f"module {item.module}: menu {item.id} points to unknown endpoint {item.endpoint!r}")
+
+
+def _check_kinds(app):
+    """Each endpoint's declared kind matches the methods its URL rules accept."""
+    from core.modules import ModuleError
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.endswith(".static"):
+            continue
+        kind = getattr(app.view_functions[rule.endpoint], "kehu_kind", None)
+        methods = set(rule.methods) - {"HEAD", "OPTIONS"}
+        expected = {"read": {"GET"}, "download": {"GET"}, "form": {"GET", "POST"}, "action": {"POST"}}.get(kind)
+        if methods != expected:
+            raise ModuleError(f"module {rule.endpoint.split('.')[0]}: endpoint {rule.endpoint} is declared "
+                              f"{kind!r} but answers {', '.join(sorted(methods))}")
 
 
 def _on_identity_loaded(sender, identity):

@@ -15,7 +15,7 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from core import access, crypto, enablement, i18n, numbering  # noqa: F401 - numbering's table
+from core import access, crypto, enablement, hooks, i18n, numbering  # noqa: F401 - numbering's table
 from core.db import configure_sqlite, db
 from core.modules import extra_module_paths, load_all
 
@@ -82,9 +82,10 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
             raise crypto.KeyringError(f"secret key file {secret_file} is missing: run `kehu init` "
                                       "or set KEHU_SECRET_KEY_FILE")
     app.extensions.update({
-        "kehu.migration_paths": [], "kehu.cli": [], "kehu.hooks": {}, "kehu.menus": [],
+        "kehu.migration_paths": [], "kehu.cli": [], "kehu.menus": [],
         "kehu.template_paths": [], "kehu.translation_paths": [], "kehu.modules": {},
     })
+    hooks.init_app(app)
 
     db.init_app(app)
     with app.app_context():
@@ -194,7 +195,14 @@ def _error_pages(app):
         return render_template("errors/csrf.html", error=error), 400
 
 
+def _can(permission):
+    """``{% if can("customers.export") %}`` in templates: the signed-in user holds it."""
+    return current_user.is_authenticated and access.can(current_user, permission)
+
+
 def _template_globals():
     from core import menus
+    from core.audit import action_label
     from core.models import ROLE_LABELS
-    return {"menu_items": menus.visible, "role_label": ROLE_LABELS.get}
+    return {"menu_items": menus.visible, "role_label": ROLE_LABELS.get, "can": _can,
+            "action_label": action_label}

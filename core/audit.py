@@ -20,6 +20,57 @@ from core.db import db
 from core.models import UTCDateTime, utcnow
 
 GENESIS = "0" * 64
+
+# action name -> AuditAction. Core's own below; modules declare theirs through the registrar.
+_ACTIONS = {}
+
+CORE_ACTIONS = {
+    "core.access.denied": ("拒绝访问（无权限）", "Access refused (no permission)"),
+    "core.access.row_denied": ("拒绝访问（超出范围的记录）", "Access refused (record out of remit)"),
+    "core.audit.viewed": ("查看审计日志", "Audit trail viewed"),
+    "core.auth.failed": ("登录失败", "Sign-in failed"),
+    "core.auth.signed_in": ("登录", "Signed in"),
+    "core.auth.signed_out": ("退出登录", "Signed out"),
+    "core.department.created": ("创建部门", "Department created"),
+    "core.keys.rotated": ("轮换密钥", "Keys rotated"),
+    "core.module.disabled": ("部门停用模块", "Module disabled for a department"),
+    "core.module.enabled": ("部门启用模块", "Module enabled for a department"),
+    "core.module.installed": ("安装模块", "Module installed"),
+    "core.module.upgraded": ("升级模块", "Module upgraded"),
+    "core.module.uninstalled": ("卸载模块", "Module uninstalled"),
+    "core.module.purged": ("卸载模块并清除数据", "Module data purged"),
+    "core.module.failed": ("模块操作失败", "Module operation failed"),
+    "core.role.grants_changed": ("修改角色权限", "Role grants changed"),
+    "core.user.created": ("创建用户", "User created"),
+    "core.user.locked": ("账号锁定", "Account locked"),
+    "core.user.password_changed": ("修改密码", "Password changed"),
+    "core.user.updated": ("修改用户", "User updated"),
+}
+
+
+def declare(action):
+    existing = _ACTIONS.get(action.name)
+    if existing is not None and existing != action:
+        from core.modules import ModuleError
+        raise ModuleError(f"module {action.module}: audit action {action.name} declared twice differently")
+    _ACTIONS[action.name] = action
+
+
+def declared_actions():
+    return dict(_ACTIONS)
+
+
+def action_label(name):
+    """The action's label in the user's language, or the name itself when nobody declared it."""
+    from core.i18n import pick
+    action = _ACTIONS.get(name)
+    return pick(action.label) if action else name
+
+
+def _declare_core():
+    from core.modules import AuditAction
+    for name, (zh, en) in CORE_ACTIONS.items():
+        declare(AuditAction(name, {"zh_CN": zh, "en": en}))
 MAX_DETAIL = 500  # characters of any single detail value; longer values are cut with a marker
 
 
@@ -123,6 +174,8 @@ def record(action, *, target=None, target_type=None, target_id=None, actor=None,
     A failure here propagates: the business change it describes is rolled back with it.
     ``target`` may be any model with an ``id``; its table name becomes the target type.
     """
+    if action not in _ACTIONS:
+        raise LookupError(f"audit action {action!r} is not declared (reg.audit_actions)")
     if target is not None:
         target_type = target_type or target.__tablename__
         target_id = target.id if target_id is None else target_id
@@ -150,6 +203,18 @@ def record(action, *, target=None, target_type=None, target_id=None, actor=None,
     return entry
 
 
+def count(action, *, actor=None, since=None):
+    """How many entries of ``action`` (by ``actor``, at or after ``since``) the trail holds:
+    for rate limits such as reveals per hour."""
+    from sqlalchemy import func
+    stmt = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)
+    if actor is not None:
+        stmt = stmt.where(AuditEntry.actor_id == actor.id)
+    if since is not None:
+        stmt = stmt.where(AuditEntry.at >= since)
+    return db.session.scalar(stmt)
+
+
 def verify(session=None, batch=5000):
     """Walk the chain in id order. Returns (number of entries checked, first broken entry or None).
 
@@ -171,3 +236,6 @@ def verify(session=None, batch=5000):
             prev_hash, prev_id, count = entry.hash, entry.id, count + 1
         last_id = rows[-1].id
         session.expire_all()
+
+
+_declare_core()

@@ -116,7 +116,7 @@ def _fail(user, throttle, username, reason):
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@public
+@public(kind="form")
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
@@ -173,7 +173,7 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
-@signed_in
+@signed_in(kind="action")
 def logout():
     user = current_user._get_current_object()
     user.rotate_session_token()  # a copied cookie stops working too
@@ -187,7 +187,7 @@ def logout():
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
-@signed_in
+@signed_in(kind="form")
 def password():
     form = PasswordForm()
     if form.validate_on_submit():

@@ -82,7 +82,7 @@ def _schema_ready():
     return inspect(db.engine).has_table("core_user")
 
 
-def _require_ready():
+def require_ready():
     if current_app.extensions.get("kehu.keyring") is None or not _schema_ready():
         fail("kehu is not initialised here: run `kehu init` first")
 
@@ -148,7 +148,7 @@ def _restrict_permissions(instance, url):
 @with_appcontext
 def run(host, port):
     """Serve kehu (development server; use gunicorn in production)."""
-    _require_ready()
+    require_ready()
     from werkzeug.serving import run_simple
     click.echo(f"kehu on http://{host}:{port}/")
     run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
@@ -166,7 +166,7 @@ def departments():
 @click.argument("name")
 @with_appcontext
 def departments_create(code, name):
-    _require_ready()
+    require_ready()
     try:
         services.create_department(cli_actor(), code, name)
         db.session.commit()
@@ -178,7 +178,7 @@ def departments_create(code, name):
 @departments.command("list")
 @with_appcontext
 def departments_list():
-    _require_ready()
+    require_ready()
     for dept in db.session.execute(select(Department).order_by(Department.code)).scalars():
         click.echo(f"{dept.code}\t{dept.name}")
 
@@ -208,7 +208,7 @@ def _read_password():
 @with_appcontext
 def users_create(username, role, department_code, display_name):
     """Create a user; the password is read from standard input."""
-    _require_ready()
+    require_ready()
     try:
         dept = services.department_by_code(department_code) if department_code else None
         services.create_user(cli_actor(), username, _read_password(), role, dept, display_name)
@@ -228,7 +228,7 @@ def modules():
 @modules.command("list")
 @with_appcontext
 def modules_list():
-    _require_ready()
+    require_ready()
     from core.models import ModuleEnablement, ModuleState
     installed = {m.name for m in db.session.execute(select(ModuleState)).scalars()}
     enabled = {}
@@ -251,7 +251,7 @@ def modules_list():
 @click.argument("name")
 @with_appcontext
 def modules_install(name):
-    _require_ready()
+    require_ready()
     try:
         done = services.install_module(cli_actor(), name)
         db.session.commit()
@@ -261,7 +261,7 @@ def modules_install(name):
 
 
 def _toggle(name, department_code, enable):
-    _require_ready()
+    require_ready()
     try:
         dept = services.department_by_code(department_code)
         change = services.enable_module if enable else services.disable_module
@@ -301,7 +301,7 @@ def audit_group():
 @with_appcontext
 def audit_verify():
     """Check the hash chain; exit 1 naming the first entry that no longer matches."""
-    _require_ready()
+    require_ready()
     count, broken = audit.verify()
     if broken:
         entry_id, reason = broken
@@ -344,7 +344,7 @@ def keys():
 def keys_rotate():
     """New master and blind-index keys: rewrap every data key, recompute every blind index, then
     drop the old keys, so a copy of the old key file opens nothing. Safe to re-run after a crash."""
-    _require_ready()
+    require_ready()
     from core import crypto, hooks
     callbacks = [func for _module, func in hooks.contributions("core.reindex", all_departments=True)]
     try:

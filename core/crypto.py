@@ -489,3 +489,59 @@ def rotate(reindex_callbacks=()) -> dict:
     current_app.extensions[EXTENSION] = ring
     counts.update(kek_id=ring.kek_id, index_key_id=ring.index_key_id, resumed=resumed)
     return counts
+
+
+# --------------------------------------------------------------------------- encrypted columns
+
+
+def encrypted_column():
+    """The column holding one encrypted field's ciphertext: ``<field>_ct``."""
+    return db.Column(db.Text, nullable=True)
+
+
+def blind_index_column():
+    """The column holding an encrypted field's blind index for exact search: ``<field>_bidx``."""
+    return db.Column(db.String(24), nullable=True, index=True)
+
+
+class Encrypted:
+    """An encrypted field of a model: reading decrypts, writing encrypts (and indexes).
+
+    The model has a ``uid`` column, a ``<field>_ct`` column (:func:`encrypted_column`), a
+    ``<field>_bidx`` column when ``search_domain`` is given (:func:`blind_index_column`) and a
+    ``data_key()`` method returning the data subject's key (a customer's rows return the
+    customer's key, so destroying the customer destroys them too). The ciphertext is bound (AAD)
+    to table, field and row uid: copied to another row or column it does not decrypt. ``None``
+    or "" clears the field."""
+
+    def __init__(self, search_domain=None):
+        self.search_domain = search_domain
+
+    def __set_name__(self, owner, name):
+        self.name = name
+        self.ct = f"{name}_ct"
+        self.bidx = f"{name}_bidx" if self.search_domain else None
+
+    def aad(self, obj):
+        return f"{obj.__tablename__}|{self.name}|{obj.uid}"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        token = getattr(obj, self.ct)
+        if token is None:
+            return None
+        return decrypt(obj.data_key(), token, self.aad(obj))
+
+    def __set__(self, obj, value):
+        if obj.uid is None:
+            import uuid
+            obj.uid = uuid.uuid4().hex
+        if value is None or value == "":
+            setattr(obj, self.ct, None)
+            if self.bidx:
+                setattr(obj, self.bidx, None)
+            return
+        setattr(obj, self.ct, encrypt(obj.data_key(), value, self.aad(obj)))
+        if self.bidx:
+            setattr(obj, self.bidx, blind_index(self.search_domain, value))

@@ -1,8 +1,43 @@
 """Hooks: named extension points one module offers and others contribute to.
 
-A contribution only runs for a department that has the contributing module enabled, so a
-disabled module vanishes from other modules' pages too (e.g. the customer timeline)."""
+The offering module declares each hook with ``reg.offers_hook(HookSpec(...))`` (core offers
+``core.*`` hooks below); a contribution to a hook nobody offers stops start-up. A contribution
+only runs for a department that has the contributing module enabled, so a disabled module
+vanishes from other modules' pages too (e.g. the customer timeline)."""
 from flask import current_app
+
+from core.modules import HookSpec
+
+# The hooks core itself calls.
+CORE_HOOKS = (
+    HookSpec("core.demo", "demo(departments, users) -> str | None",
+             "kehu init --demo: add the module's demo data; the text is printed as one line."),
+    HookSpec("core.reindex", "reindex() -> {str: int}",
+             "kehu keys rotate: recompute the module's blind indexes under the new index key; "
+             "returns counts to print."),
+)
+
+
+def init_app(app):
+    app.extensions["kehu.hooks"] = {}
+    app.extensions["kehu.hooks_offered"] = {spec.name: spec for spec in CORE_HOOKS}
+
+
+def offer(app, spec):
+    from core.modules import ModuleError
+    offered = app.extensions["kehu.hooks_offered"]
+    if spec.name in offered:
+        raise ModuleError(f"module {spec.module}: hook {spec.name!r} offered twice")
+    offered[spec.name] = spec
+
+
+def is_offered(app, hook_name):
+    return hook_name in app.extensions["kehu.hooks_offered"]
+
+
+def offered(app=None):
+    """{hook name: HookSpec} of every hook on offer, for `kehu modules show` and the README."""
+    return dict((app or current_app).extensions["kehu.hooks_offered"])
 
 
 def add(app, hook_name, module, func):
@@ -10,8 +45,14 @@ def add(app, hook_name, module, func):
 
 
 def contributions(hook_name, department_id=None, *, all_departments=False):
-    """The (module, func) pairs for a hook, in module load order, filtered by enablement."""
+    """The (module, func) pairs for a hook, in module load order, filtered by enablement.
+
+    A hook of a module that is not loaded (an optional ``uses``) has none; a hook name that its
+    loaded owner does not offer is a programming error."""
     from core.enablement import is_enabled
+    owner = hook_name.split(".", 1)[0]
+    if not is_offered(current_app, hook_name) and (owner == "core" or owner in current_app.extensions["kehu.modules"]):
+        raise LookupError(f"hook {hook_name!r} is not offered by {owner}")
     pairs = current_app.extensions["kehu.hooks"].get(hook_name, [])
     if all_departments:
         return list(pairs)

@@ -65,6 +65,33 @@ class MenuItem:
 
 
 @dataclass(frozen=True)
+class AuditAction:
+    """An audit action a module writes: ``module.object.verb`` with Chinese and English labels,
+    shown on the audit trail page. ``audit.record`` refuses an action nobody declared."""
+
+    name: str
+    label: dict
+
+    @property
+    def module(self):
+        return self.name.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """A hook a module offers: other modules contribute functions of ``signature``; ``doc`` says
+    when it is called and what a contribution returns. The name starts with the offering module's."""
+
+    name: str
+    signature: str
+    doc: str = ""
+
+    @property
+    def module(self):
+        return self.name.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     version: str
@@ -100,6 +127,7 @@ class ModuleInfo:
     path: Path
     contributions: dict = field(default_factory=lambda: {
         "blueprints": [], "permissions": [], "menus": [], "cli": [], "hooks": [], "rules": [],
+        "hooks_offered": [], "audit_actions": [], "tables": [],
         "migrations": None, "templates": None, "translations": None,
     })
 
@@ -231,6 +259,7 @@ class Registrar:
         path = self.info.path / folder
         if not path.is_dir():
             raise ModuleError(f"module {self.name}: migrations folder {path} is missing")
+        _check_branch(self.name, path)
         self.app.extensions["kehu.migration_paths"].append(str(path))
         self.info.contributions["migrations"] = str(path)
 
@@ -242,10 +271,46 @@ class Registrar:
         self.app.extensions["kehu.cli"].append((under, command))
         self.info.contributions["cli"].append(f"{under} {command.name}" if under else command.name)
 
-    def hook(self, hook_name: str, func):
+    def offers_hook(self, *specs: HookSpec):
+        """Declare the hooks this module calls and others may contribute to."""
         from core import hooks
+        for spec in specs:
+            if not isinstance(spec, HookSpec):
+                raise ModuleError(f"module {self.name}: offers_hook takes HookSpec(...), not {spec!r}")
+            self._prefixed(spec.name, "hook")
+            hooks.offer(self.app, spec)
+            self.info.contributions["hooks_offered"].append(spec.name)
+
+    def hook(self, hook_name: str, func):
+        """Contribute ``func`` to a hook another module (or core, or this module) offers. The owner
+        must be loaded first (in ``depends`` or ``uses``) and offer it; a hook of an optional
+        module (``uses``) that is absent is recorded and never called."""
+        from core import hooks
+        owner = hook_name.split(".", 1)[0]
+        loaded = self.app.extensions["kehu.modules_loading"]
+        if owner != "core" and owner != self.name and owner not in (*self.info.manifest.depends,
+                                                                    *self.info.manifest.uses):
+            raise ModuleError(f"module {self.name}: hook {hook_name!r} belongs to {owner}, "
+                              f"which is not in its depends or uses")
+        if owner in loaded or owner == "core" or owner == self.name:
+            if not hooks.is_offered(self.app, hook_name) and owner != self.name:
+                raise ModuleError(f"module {self.name}: hook {hook_name!r} is not offered by {owner}")
+        if owner == self.name:
+            self.app.extensions["kehu.own_hooks"].append((self.name, hook_name))
+        if owner not in loaded and owner != "core":
+            self.info.contributions["hooks"].append(f"{hook_name} (inactive: {owner} is absent)")
+            return
         hooks.add(self.app, hook_name, self.name, func)
         self.info.contributions["hooks"].append(hook_name)
+
+    def audit_actions(self, *actions: AuditAction):
+        """Declare the audit actions this module writes, with their labels."""
+        from core import audit
+        for action in actions:
+            self._prefixed(action.name, "audit action")
+            _labels(action.label, f"audit action {action.name} label", self.name)
+            audit.declare(action)
+            self.info.contributions["audit_actions"].append(action.name)
 
     def record_rule(self, model, rule):
         from core import access
@@ -260,13 +325,51 @@ class Registrar:
                 raise ModuleError(f"module {self.name}: table {model.__tablename__!r} must start with {self.name}_")
 
 
+def _check_branch(name, folder):
+    """The module's Alembic revisions form its own branch: one base labelled with its name."""
+    import ast
+    bases, labels = [], set()
+    for path in sorted(Path(folder).glob("*.py")):
+        values = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                try:
+                    values[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+        if "revision" not in values:
+            continue
+        branch = values.get("branch_labels") or ()
+        branch = (branch,) if isinstance(branch, str) else tuple(branch)
+        labels |= set(branch)
+        if values.get("down_revision") is None:
+            bases.append((path.name, branch))
+    if len(bases) != 1:
+        raise ModuleError(f"module {name}: migrations need exactly one base revision, found {len(bases)}")
+    if name not in bases[0][1] or labels - {name}:
+        raise ModuleError(f"module {name}: Alembic branch label must be {name!r} "
+                          f"(found {', '.join(sorted(labels)) or 'none'})")
+
+
+def _check_templates(name, folder):
+    """A module's templates live under templates/<name>/, so it cannot replace another's."""
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.relative_to(folder).parts[0] != name:
+            raise ModuleError(f"module {name}: template {path.relative_to(folder)} must be under "
+                              f"templates/{name}/")
+
+
 def load_all(app, extra_paths=()):
     """Discover, order and set up every module; any contract error stops start-up."""
+    from core import hooks
     from core.db import db
     found = discover(extra_paths)
     ordered = order(found)
     before = set(db.metadata.tables)
+    loading = app.extensions.setdefault("kehu.modules_loading", set())
+    app.extensions.setdefault("kehu.own_hooks", [])
     for info in ordered:
+        loading.add(info.name)
         reg = Registrar(app, info)
         try:
             info.setup(reg)
@@ -277,6 +380,7 @@ def load_all(app, extra_paths=()):
             raise ModuleError(f"module {info.name}: setup failed: {type(exc).__name__}: {first}") from exc
         templates = info.path / "templates"
         if templates.is_dir():
+            _check_templates(info.name, templates)
             info.contributions["templates"] = str(templates)
             app.extensions["kehu.template_paths"].append(str(templates))
         translations = info.path / "translations"
@@ -287,7 +391,11 @@ def load_all(app, extra_paths=()):
         for table in sorted(new_tables):
             if not table.startswith(info.name + "_"):
                 raise ModuleError(f"module {info.name}: table {table!r} must start with {info.name}_")
+        info.contributions["tables"] = sorted(new_tables)
         before |= new_tables
+    for module, hook_name in app.extensions["kehu.own_hooks"]:
+        if not hooks.is_offered(app, hook_name):
+            raise ModuleError(f"module {module}: hook {hook_name!r} is not offered by {module}")
     return {info.name: info for info in ordered}
 
 

@@ -566,3 +566,37 @@ def render(template_name: str, **context) -> bytes:
     context.setdefault("printed_at", _printed_at())
     html = render_template(template_name, **context)
     return render_html_to_pdf(html)
+
+
+def response(template_name: str, *, filename: str, action: str, target=None, target_type=None,
+             target_id=None, fallback: str, audit_details=None, **context):
+    """A PDF view's whole answer: render ``template_name``, write ``action`` to the audit trail
+    (``result="failed"`` when rendering fails) and return the PDF inline, never cached, under a
+    file name that may be Chinese. On failure the user is sent to ``fallback`` with the reason.
+
+    The caller checks permission and remit first and passes plain-text ``context`` only."""
+    from urllib.parse import quote
+
+    from flask import Response, flash, redirect
+
+    from core import audit
+    from core.db import db
+
+    where = {"target": target, "target_type": target_type, "target_id": target_id}
+    db.session.commit()  # end the read transaction: SQLite holds its write lock until then
+    try:
+        data = render(template_name, **context)
+    except PdfError as exc:
+        audit.record(action, result="failed", **where)
+        db.session.commit()
+        flash(str(exc), "danger")
+        return redirect(fallback)
+    audit.record(action, size=len(data), **where, **(audit_details or {}))
+    db.session.commit()
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("_") or "kehu.pdf"
+    resp = Response(data, mimetype="application/pdf")
+    resp.headers["Content-Disposition"] = (f"inline; filename=\"{ascii_name}\"; "
+                                           f"filename*=UTF-8''{quote(filename)}")
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp

@@ -209,3 +209,8 @@ def set_grants(actor, role, permissions):
                      added=added, removed=removed)
     db.session.flush()
     return added, removed
+
+
+def deactivate_user(actor, user):
+    """Close an account (a leaver): every open session of it ends at once. Audited."""
+    return update_user(actor, user, active=False)

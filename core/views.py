@@ -58,7 +58,7 @@ def healthz():
 
 
 @main.route("/language", methods=["POST"])
-@access.public
+@access.public(kind="action")
 def language():
     locale = request.form.get("locale")
     if locale in LOCALES:
@@ -88,7 +88,7 @@ def modules():
 
 
 @admin.route("/modules/<name>/install", methods=["POST"])
-@require("core.modules.install")
+@require("core.modules.install", kind="action")
 def install_module(name):
     try:
         done = services.install_module(current_user, name)
@@ -103,7 +103,7 @@ def install_module(name):
 
 
 @admin.route("/modules/<name>/<any(enable, disable):action>", methods=["POST"])
-@require("core.modules.enable")
+@require("core.modules.enable", kind="action")
 def toggle_module(name, action):
     try:
         dept_id = request.form.get("department_id", type=int)
@@ -124,7 +124,7 @@ def toggle_module(name, action):
 # --- roles, users, departments --------------------------------------------------------------------
 
 @admin.route("/roles", methods=["GET", "POST"])
-@require("core.roles.manage")
+@require("core.roles.manage", kind="form")
 def roles():
     declared = sorted(access.declared().values(), key=lambda p: p.name)
     installed = access.installed_modules()
@@ -145,7 +145,7 @@ def roles():
 
 
 @admin.route("/users", methods=["GET", "POST"])
-@require("core.users.manage")
+@require("core.users.manage", kind="form")
 def users():
     departments = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
     if request.method == "POST":
@@ -166,7 +166,7 @@ def users():
 
 
 @admin.route("/users/<int:user_id>", methods=["POST"])
-@require("core.users.manage")
+@require("core.users.manage", kind="action")
 def update_user(user_id):
     user = db.session.get(User, user_id) or abort(404)
     f = request.form
@@ -183,7 +183,7 @@ def update_user(user_id):
 
 
 @admin.route("/departments", methods=["GET", "POST"])
-@require("core.departments.manage")
+@require("core.departments.manage", kind="form")
 def departments():
     if request.method == "POST":
         try:

@@ -17,6 +17,17 @@ from core.db import db
 from core.models import Department, User
 
 PASSWORD = "Correct-horse-42"
+
+
+def _declare_test_audit_actions():
+    """Audit actions the core tests write directly (audit.record refuses undeclared actions)."""
+    from core import audit
+    from core.modules import AuditAction
+    for name in ("test.filler", "test.details", "test.xss", "test.migrated"):
+        audit.declare(AuditAction(name, {"zh_CN": "测试", "en": "Test"}))
+
+
+_declare_test_audit_actions()
 PG_URL = os.environ.get("KEHU_TEST_DATABASE_URL")
 FAST_ARGON2 = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 
@@ -144,6 +155,34 @@ def enable_module(app, department):
             services.enable_module("test", name, db.session.get(Department, dept_id))
             db.session.commit()
     return enable
+
+
+@pytest.fixture
+def make_customer(app, make_user):
+    """Create a customer in the register for any module's tests and return its id, as a
+    salesperson would through the form: with the customer's consent (separate consent when an
+    ID number or bank account is given). make_customer("sales1", name="张三", phone="13800138000");
+    the owner is created (sales in D1) when missing; ``kind="org"`` takes ``company_name``."""
+    def make(owner="sales1", *, kind="person", dept="D1", consent_purposes=("service",), **fields):
+        from modules.customers.services import create_customer
+        with app.app_context():
+            user = db.session.query(User).filter_by(username=owner).one_or_none()
+        if user is None:
+            make_user(owner, "sales", dept)
+        data = {"kind": kind, **fields}
+        if kind == "person":
+            data.setdefault("name", "张三")
+        else:
+            data.setdefault("company_name", "示例科技有限公司")
+        sensitive = bool(fields.get("id_number") or fields.get("bank_account"))
+        consent = {"purposes": list(consent_purposes), "channel": "paper", "sensitive": sensitive,
+                   "scope": ""}
+        with app.test_request_context():
+            actor = db.session.query(User).filter_by(username=owner).one()
+            customer = create_customer(actor, data, consent=consent)
+            db.session.commit()
+            return customer.id
+    return make
 
 
 def csrf_token(html):

@@ -34,8 +34,9 @@ def main(module, rev_id, message):
                          depends_on=[f"{d}@head" for d in info.manifest.depends] or ["core_0001"])
         path = Path(script.path)
         text = path.read_text()
-        if "core.models." in text and "import core.models" not in text:
-            path.write_text(text.replace("import sqlalchemy as sa\n", "import sqlalchemy as sa\n\nimport core.models\n", 1))
+        if "core.models." in text:
+            text = text.replace("core.models.", "core.api.")  # modules use core only through core.api
+            path.write_text(text.replace("import sqlalchemy as sa\n", "import sqlalchemy as sa\n\nimport core.api\n", 1))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ completeness per customer kind, view/borrow requests with approval, and the arch
 Other modules may use what ``EXPORTS`` lists (loaded lazily, so importing this package stays
 light). Hooks this module contributes to: customers.panels, customers.timeline, customers.handover.
 """
-from core.modules import Manifest, lazy_exports
+from core.api import Manifest, lazy_exports
 
 manifest = Manifest(
     name="archives", version="1.0.0",
@@ -27,6 +27,7 @@ def setup(reg):
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
+    reg.audit_actions(*permissions.AUDIT_ACTIONS)
     reg.menu(*menus.ALL)
     reg.migrations()
     reg.record_rule(models.Document, services.document_rule)

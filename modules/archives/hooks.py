@@ -2,8 +2,7 @@
 from flask import url_for
 from flask_babel import gettext as _
 
-from core import access
-from core.i18n import pick
+from core.api import can, pick
 from modules.customers import Panel, TimelineEvent
 
 from . import services
@@ -13,7 +12,7 @@ from .permissions import MANAGE, PRINT, VIEW
 
 def panels(customer, actor):
     """customers.panels: document count, completeness, link to the archive and the PDF button."""
-    if actor is None or not actor.is_authenticated or not access.can(actor, VIEW):
+    if actor is None or not actor.is_authenticated or not can(actor, VIEW):
         return []
     docs = services.documents_of(customer.id)
     missing = services.missing_types(customer, docs)
@@ -21,8 +20,8 @@ def panels(customer, actor):
         "count": len(docs),
         "missing": [pick(DOC_TYPES[t]) for t in missing],
         "url": url_for("archives.archive", customer_id=customer.id),
-        "new_url": url_for("archives.new_document", customer_id=customer.id) if access.can(actor, MANAGE) else None,
-        "pdf_url": url_for("archives.form_pdf", customer_id=customer.id) if access.can(actor, PRINT) else None,
+        "new_url": url_for("archives.new_document", customer_id=customer.id) if can(actor, MANAGE) else None,
+        "pdf_url": url_for("archives.form_pdf", customer_id=customer.id) if can(actor, PRINT) else None,
     }
     return [Panel(title=_("Customer archive"), template="archives/panel.html", context=context,
                   module="archives")]

@@ -1,5 +1,5 @@
 """Menu items of the customer archives."""
-from core.modules import MenuItem
+from core.api import MenuItem
 
 from .permissions import REQUEST, VIEW
 

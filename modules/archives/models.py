@@ -8,9 +8,7 @@ in the instance upload folder under a random name, never in the database.
 import uuid
 from decimal import Decimal
 
-from core import crypto
-from core.db import db
-from core.models import User, UTCDateTime, utcnow
+from core.api import User, UTCDateTime, crypto, db, utcnow
 from modules.customers import Customer
 
 DOC_TYPES = {
@@ -112,21 +110,14 @@ class Attachment(db.Model):
     document = db.relationship(Document, back_populates="attachments")
     creator = db.relationship(User)
 
-    def aad(self, field):
-        return f"{self.__tablename__}|{field}|{self.uid}"
-
     def data_key(self):
         return self.document.customer.data_key()
 
-    @property
-    def filename(self):
-        return crypto.decrypt(self.data_key(), self.filename_ct, self.aad("filename"))
+    def aad(self, field):
+        """Binds the file's content to this attachment, as Encrypted binds its fields."""
+        return f"{self.__tablename__}|{field}|{self.uid}"
 
-    @filename.setter
-    def filename(self, value):
-        if self.uid is None:
-            self.uid = uuid.uuid4().hex
-        self.filename_ct = crypto.encrypt(self.data_key(), value, self.aad("filename"))
+    filename = crypto.Encrypted()  # the user's file name, sanitised
 
     @property
     def mimetype(self):

@@ -25,14 +25,24 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from flask import abort, current_app
+from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, func, or_, select, update
 
-from core import access, audit, crypto, numbering
-from core.db import db
-from core.enablement import is_enabled
-from core.models import User, utcnow
+from core.api import (
+    User,
+    audit,
+    crypto,
+    db,
+    deny_row,
+    is_enabled,
+    module_setting,
+    next_number,
+    utcnow,
+)
+from core.api import (
+    upload_folder as module_upload_folder,
+)
 from modules.customers import Customer, scoped_customers
 
 from .models import (
@@ -101,7 +111,7 @@ class AttachmentGone(Exception):
 
 
 def _setting(name, default):
-    return current_app.config.get(f"ARCHIVES_{name}", default)
+    return module_setting(MODULE, name, default)
 
 
 def today() -> date:
@@ -138,7 +148,7 @@ def max_access_days() -> int:
 
 
 def upload_folder() -> Path:
-    return Path(current_app.config["UPLOAD_FOLDER"]) / MODULE
+    return module_upload_folder(MODULE)
 
 
 def human_size(size: int) -> str:
@@ -218,7 +228,7 @@ def archive_access(customer_id, actor, *, allow_grant=True) -> ArchiveAccess:
             return ArchiveAccess(grant.customer, grant)
         if noted:
             db.session.commit()  # keep the expiry entries just written; the 404 rolls back otherwise
-    access.deny_row(Customer, customer_id)
+    deny_row(Customer, customer_id)
 
 
 def record_grant_use(access_, what, **details):
@@ -317,7 +327,7 @@ def create_document(actor, customer, data):
     """Register a document in the customer's archive under the next DA number (never reused)."""
     doc = Document(customer=customer, customer_id=customer.id, created_by=actor.id)
     _apply(doc, data, customer)
-    doc.number = numbering.next_number(NUMBER_PREFIX)
+    doc.number = next_number(NUMBER_PREFIX)
     db.session.add(doc)
     db.session.flush()
     audit.record("archives.document.created", target=doc, actor=actor, customer_id=customer.id,
@@ -618,7 +628,7 @@ def request_for_approver(request_id, actor):
     """A request the actor may decide: of a customer of the actor's own department."""
     req = db.session.get(AccessRequest, request_id)
     if req is None or actor.department_id is None or req.customer.department_id != actor.department_id:
-        access.deny_row(AccessRequest, request_id)
+        deny_row(AccessRequest, request_id)
     return req
 
 
@@ -651,7 +661,7 @@ def _check_decidable(actor, req):
 
 def withdraw_request(actor, req):
     if req.requester_id != actor.id:
-        access.deny_row(AccessRequest, req.id)
+        deny_row(AccessRequest, req.id)
     if req.status != "pending":
         raise ArchiveError(_("Only a pending request can be withdrawn."))
     req.status = "withdrawn"
@@ -661,7 +671,7 @@ def withdraw_request(actor, req):
 def mark_returned(actor, req):
     """The paper originals of a borrowing are back (recorded by staff in the customer's remit)."""
     if customer_in_remit(req.customer_id, actor) is None:
-        access.deny_row(AccessRequest, req.id)
+        deny_row(AccessRequest, req.id)
     if req.kind != "borrow" or req.status != "approved" or req.returned_at is not None:
         raise ArchiveError(_("This is not an outstanding borrowing."))
     req.returned_at, req.returned_by = utcnow(), actor.id

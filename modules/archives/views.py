@@ -5,18 +5,14 @@ with an approved, unexpired request may open that one archive, read-only)."""
 from __future__ import annotations
 
 import io
-from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from core import access, audit, pdf
-from core.access import require
-from core.db import db
-from core.i18n import pick
+from core.api import audit, can, db, deny_row, pdf, pick, require, safe_local_url, scoped
 from modules.customers import Customer
 
 from . import services
@@ -59,7 +55,7 @@ def archives_customer_name(customer):
 
 
 def _can(permission):
-    return access.can(current_user, permission)
+    return can(current_user, permission)
 
 
 def _doc_type_choices():
@@ -97,7 +93,7 @@ def index():
     doc_type = request.args.get("type") or ""
     page = max(request.args.get("page", 1, type=int), 1)
     per_page = 50
-    stmt = access.scoped(select(Document), current_user)
+    stmt = scoped(select(Document), current_user)
     if q:
         stmt = stmt.where(or_(Document.number == q, Document.customer_id.in_(
             select(Customer.id).where(Customer.number == q))))
@@ -146,7 +142,7 @@ def archive(customer_id):
 
 
 @bp.route("/<int:customer_id>/new", methods=["GET", "POST"])
-@require(MANAGE)
+@require(MANAGE, kind="form")
 def new_document(customer_id):
     customer = services.archive_access(customer_id, current_user, allow_grant=False).customer
     form = NewDocumentForm()
@@ -187,31 +183,17 @@ def new_document(customer_id):
 
 
 @bp.route("/<int:customer_id>/form.pdf")
-@require(PRINT)
+@require(PRINT, kind="download")
 def form_pdf(customer_id):
     """The archive form (客户档案表) as an A4 PDF; only for customers in the user's own remit."""
     customer = services.customer_in_remit(customer_id, current_user)
     if customer is None:
-        access.deny_row(Customer, customer_id)
+        deny_row(Customer, customer_id)
     context = services.form_context(customer, current_user)
-    filename = f"archive-{customer.number}.pdf"
-    db.session.commit()  # end the read transaction: SQLite holds its write lock until then
-    try:
-        data = pdf.render("archives/form_pdf.html", **context)
-    except pdf.PdfError as exc:
-        audit.record("archives.form.printed", target_type="customers_customer", target_id=customer_id,
-                     result="failed")
-        db.session.commit()
-        flash(str(exc), "danger")
-        return redirect(url_for("archives.archive", customer_id=customer_id))
-    audit.record("archives.form.printed", target_type="customers_customer", target_id=customer_id,
-                 documents=len(context["register"]), size=len(data))
-    db.session.commit()
-    response = Response(data, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f"inline; filename=\"{quote(filename)}\""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return pdf.response("archives/form_pdf.html", filename=f"客户档案表-{customer.number}.pdf",
+                        action="archives.form.printed", target=customer,
+                        fallback=url_for("archives.archive", customer_id=customer_id),
+                        audit_details={"documents": len(context["register"])}, **context)
 
 
 # --- documents ---------------------------------------------------------------------------------
@@ -233,7 +215,7 @@ def document(doc_id):
 
 
 @bp.route("/documents/<int:doc_id>/edit", methods=["GET", "POST"])
-@require(MANAGE)
+@require(MANAGE, kind="form")
 def edit_document(doc_id):
     doc, acc = services.document_access(doc_id, current_user, allow_grant=False)
     form = DocumentForm(obj=None if request.method == "POST" else doc)
@@ -259,7 +241,7 @@ def edit_document(doc_id):
 
 
 @bp.route("/documents/<int:doc_id>/delete", methods=["POST"])
-@require(MANAGE)
+@require(MANAGE, kind="action")
 def delete_document(doc_id):
     doc, acc = services.document_access(doc_id, current_user, allow_grant=False)
     number, customer_id = doc.number, acc.customer.id
@@ -271,7 +253,7 @@ def delete_document(doc_id):
 
 
 @bp.route("/documents/<int:doc_id>/attachments", methods=["POST"])
-@require(MANAGE)
+@require(MANAGE, kind="action")
 def upload(doc_id):
     doc, acc = services.document_access(doc_id, current_user, allow_grant=False)
     form = AttachmentForm()
@@ -299,7 +281,7 @@ def upload(doc_id):
 
 
 @bp.route("/attachments/<int:att_id>")
-@require(VIEW)
+@require(VIEW, kind="download")
 def download(att_id):
     att = db.session.get(Attachment, att_id)
     if att is None:
@@ -325,7 +307,7 @@ def download(att_id):
 
 
 @bp.route("/attachments/<int:att_id>/delete", methods=["POST"])
-@require(MANAGE)
+@require(MANAGE, kind="action")
 def delete_attachment(att_id):
     att = db.session.get(Attachment, att_id)
     if att is None:
@@ -354,7 +336,7 @@ def requests():
 
 
 @bp.route("/requests/new", methods=["GET", "POST"])
-@require(REQUEST)
+@require(REQUEST, kind="form")
 def new_request():
     form = RequestForm()
     form.kind.choices = [(key, pick(label)) for key, label in REQUEST_KINDS.items()]
@@ -376,13 +358,13 @@ def new_request():
 
 
 @bp.route("/requests/<int:request_id>/approve", methods=["POST"])
-@require(APPROVE)
+@require(APPROVE, kind="action")
 def approve(request_id):
     return _decide(request_id, "approve")
 
 
 @bp.route("/requests/<int:request_id>/refuse", methods=["POST"])
-@require(APPROVE)
+@require(APPROVE, kind="action")
 def refuse(request_id):
     return _decide(request_id, "refuse")
 
@@ -413,7 +395,7 @@ def _change_request(request_id, change, done_message):
     """Load a request (audited 404 when missing), apply one service change, commit or flash why not."""
     req = db.session.get(AccessRequest, request_id)
     if req is None:
-        access.deny_row(AccessRequest, request_id)
+        deny_row(AccessRequest, request_id)
     try:
         change(current_user, req)
         db.session.commit()
@@ -425,17 +407,17 @@ def _change_request(request_id, change, done_message):
 
 
 @bp.route("/requests/<int:request_id>/withdraw", methods=["POST"])
-@require(REQUEST)
+@require(REQUEST, kind="action")
 def withdraw(request_id):
     _change_request(request_id, services.withdraw_request, _("Request withdrawn."))
     return redirect(url_for("archives.requests"))
 
 
 @bp.route("/requests/<int:request_id>/returned", methods=["POST"])
-@require(MANAGE)
+@require(MANAGE, kind="action")
 def returned(request_id):
     _change_request(request_id, services.mark_returned, _("Return of the paper originals recorded."))
-    target = access.safe_local_url(request.form.get("next"), url_for("archives.overdue"))
+    target = safe_local_url(request.form.get("next"), url_for("archives.overdue"))
     if not target.startswith("/archives/"):
         target = url_for("archives.overdue")
     return redirect(target)

@@ -3,7 +3,7 @@
 Other modules use only what this package exports below (loaded lazily so importing the
 package stays light): the Customer model for foreign keys, scoped lookups, transaction sums
 and the masked display of a customer's fields."""
-from core.modules import Manifest, lazy_exports
+from core.api import Manifest, lazy_exports
 
 manifest = Manifest(
     name="customers", version="1.0.0",
@@ -13,12 +13,7 @@ manifest = Manifest(
     depends=(), auto_install=True, required=True,
 )
 
-# What other modules may use. Hooks this module calls:
-#   customers.timeline(customer) -> [TimelineEvent]     events on the customer page
-#   customers.panels(customer, actor) -> [Panel]         boxes on the customer page
-#   customers.list_columns(actor) -> [ListColumn]        extra list columns (optionally sortable)
-#   customers.list_filters(actor) -> [ListFilter]        extra list filters
-#   customers.handover(from_user, to_user, actor) -> int rows reassigned by another module
+# What other modules may use (the hooks this module offers are HOOKS in hooks.py):
 EXPORTS = {
     "Customer": "models", "Transaction": "models", "TimelineEvent": "api", "get_customer": "api",
     "scoped_customers": "api", "transaction_totals": "api", "masked_fields": "api",
@@ -31,10 +26,12 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
-    from . import api, cli, io_views, models, permissions, services, views  # noqa: F401 - io_views adds routes to views.bp
+    from . import api, cli, hook_specs, io_views, models, permissions, services, views  # noqa: F401 - io_views adds routes to views.bp
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
+    reg.audit_actions(*permissions.AUDIT_ACTIONS)
+    reg.offers_hook(*hook_specs.ALL)
     reg.menu(*permissions.MENUS)
     reg.migrations()
     reg.record_rule(models.Customer, api.customer_rule)

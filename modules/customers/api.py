@@ -4,9 +4,7 @@ from datetime import date
 
 from sqlalchemy import func, or_, select
 
-from core import access
-from core.db import db
-from core.i18n import pick
+from core.api import db, get_or_404, ownership_rule, pick, scoped
 
 from .fields import CONTACT_FIELDS, FIELDS, GENDERS, L2, L3
 from .models import Contact, Customer, Share, Transaction
@@ -18,17 +16,17 @@ def _shared_with(actor):
 
 # Heads: their department; sales and service staff: their own customers and those shared with
 # them; everyone else (admin, security): none.
-customer_rule = access.ownership_rule(Customer.owner_id, Customer.department_id, _shared_with)
+customer_rule = ownership_rule(Customer.owner_id, Customer.department_id, _shared_with)
 
 
 def scoped_customers(actor):
     """A select of the customers the actor may see."""
-    return access.scoped(select(Customer), actor, Customer)
+    return scoped(select(Customer), actor, Customer)
 
 
 def get_customer(customer_id, actor=None):
     """The customer if it is within the actor's remit, else 404 (as if it did not exist)."""
-    return access.get_or_404(Customer, customer_id, actor)
+    return get_or_404(Customer, customer_id, actor)
 
 
 def transaction_totals(customer_ids, since: date | None = None, kind="transaction"):
@@ -76,7 +74,7 @@ def search_filter(q, normalise):
     exact name, phone or ID number through their blind indexes; also the exact name or phone of
     an organisation's contact. ``normalise`` maps a kind of value ("phone", "id_number", "name")
     to its canonical form, or None if q is not one. LIKE wildcards in q match only themselves."""
-    from core.crypto import blind_index_candidates
+    from core.api import crypto
     q = q.strip()
     clauses = [Customer.number == q.upper(),
                Customer.company_name.contains(q, autoescape=True),
@@ -88,12 +86,12 @@ def search_filter(q, normalise):
             ("id_number", [Customer.id_number_bidx], None)):
         value = normalise(kind, q)
         if value:
-            digests = blind_index_candidates(FIELDS[kind].search_domain, value)
+            digests = crypto.blind_index_candidates(FIELDS[kind].search_domain, value)
             clauses += [col.in_(digests) for col in columns]
             if contact_column is not None:
                 domain = CONTACT_FIELDS[kind].search_domain
                 contact_digests = (digests if domain == FIELDS[kind].search_domain
-                                   else blind_index_candidates(domain, value))
+                                   else crypto.blind_index_candidates(domain, value))
                 contact_clauses.append(contact_column.in_(contact_digests))
     if contact_clauses:
         clauses.append(Customer.id.in_(select(Contact.customer_id).where(or_(*contact_clauses))))

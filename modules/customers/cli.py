@@ -21,15 +21,14 @@ def _fail(message):
 
 
 def _ready():
-    from core.cli import _require_ready
-    _require_ready()
+    from core.api import cli_ready
+    cli_ready()
 
 
 def _acting_user(username):
     from sqlalchemy import select
 
-    from core.db import db
-    from core.models import User
+    from core.api import User, db
     user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None or not user.active:
         _fail(f"no active user named {username!r}")
@@ -142,8 +141,7 @@ def stats_command():
     """Counts per department, status and type (no personal data)."""
     from sqlalchemy import func, select
 
-    from core.db import db
-    from core.models import Department
+    from core.api import Department, db
 
     from .fields import CUSTOMER_KINDS, STATUSES
     from .models import Consent, Customer, Transaction
@@ -171,14 +169,14 @@ def stats_command():
 @with_appcontext
 def handover_command(from_name, to_name, username):
     """Give a leaver's customers to a colleague and deactivate the leaver's account."""
-    from core.db import db
+    from core.api import db
 
     from . import handover
     _ready()
     actor = _acting_user(username)
     from sqlalchemy import select
 
-    from core.models import User
+    from core.api import User
     users = {u.username: u for u in db.session.execute(
         select(User).where(User.username.in_([from_name, to_name]))).scalars()}
     try:
@@ -200,8 +198,7 @@ def demo_command(count):
 
     from sqlalchemy import select
 
-    from core.db import db
-    from core.models import Department, User
+    from core.api import Department, User, db
 
     from . import demo
     _ready()
@@ -218,7 +215,7 @@ def demo_command(count):
 
 def demo_data(departments, users):
     """The "core.demo" hook of `kehu init --demo`."""
-    from core.db import db
+    from core.api import db
 
     from . import demo
     try:

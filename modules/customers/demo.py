@@ -14,8 +14,7 @@ import re
 
 from sqlalchemy import select
 
-from core import validation
-from core.db import db
+from core.api import db, module_setting, validation
 
 from .fields import FIELDS
 from .models import Customer
@@ -81,7 +80,7 @@ class _Maker:
 
     def _clash(self, kind, value):
         if kind in ("phone", "id_number"):
-            from core import crypto
+            from core.api import crypto
             return crypto.blind_index(FIELDS[kind].search_domain, value) in self.taken[kind]
         return value in self.taken[kind]
 
@@ -181,11 +180,10 @@ def _owners_by_department(departments, users):
 def create(departments, users, *, count=None, seed=None):
     """Create ``count`` customers (default: config CUSTOMERS_DEMO_COUNT, else 300) spread over
     ``departments`` and their sales/service users. Returns a one-line summary; the caller commits."""
-    from flask import current_app
 
     from . import services
     if count is None:
-        count = int(current_app.config.get("CUSTOMERS_DEMO_COUNT", DEFAULT_COUNT))
+        count = int(module_setting("customers", "demo_count", DEFAULT_COUNT))
     from .fields import SOURCES
     places = _owners_by_department(departments, users)
     if not places:

@@ -4,7 +4,7 @@ The class decides storage (plain or encrypted), display (masked or not) and audi
 Labels are shown on screen; names are used in code, forms, the audit trail and exports."""
 from dataclasses import dataclass
 
-from core import validation
+from core.api import validation
 
 PUBLIC, L1, L2, L3 = 0, 1, 2, 3
 CLASS_LABELS = {

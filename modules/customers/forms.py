@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from core.i18n import pick
+from core.api import pick
 
 from .fields import CHANNELS, CONTACT_FIELDS, FIELDS, GENDERS, PURPOSES, SOURCES, STATUSES
 from .services import TRANSACTION_CHANNELS, TRANSACTION_KINDS

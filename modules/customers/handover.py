@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from flask_babel import gettext as _
 from sqlalchemy import and_, delete, func, select, update
 
-from core import access, audit, hooks, services
-from core.db import db
-from core.models import User
+from core.api import User, audit, can, db, deactivate_user, hooks
 
 from .models import Customer, Share
 
@@ -50,7 +48,7 @@ def customer_counts(department_id):
 
 
 def check(actor, from_user, to_user):
-    if not access.can(actor, "customers.handover"):
+    if not can(actor, "customers.handover"):
         raise HandoverError(_("You may not hand over customers."))
     if actor.department_id is None:
         raise HandoverError(_("Only a department head can hand over customers."))
@@ -103,7 +101,7 @@ def hand_over(actor, from_user, to_user):
     for module, count in hooks.call("customers.handover", from_user, to_user, actor, all_departments=True):
         result.modules[module] = int(count or 0)
 
-    services.update_user(actor, from_user, active=False)  # rotates the session token
+    deactivate_user(actor, from_user)  # rotates the session token
     audit.record("customers.handover.completed", actor=actor, target=from_user, to_user=to_user.id,
                  to_username=to_user.username, customers=result.customers, shares_moved=result.shares_moved,
                  shares_dropped=result.shares_dropped, other=result.other, modules=sorted(

@@ -21,14 +21,11 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from core import access, audit, crypto
-from core.db import db
-from core.models import User
+from core.api import User, audit, can, crypto, db, module_setting, scoped
 
 from .fields import CUSTOMER_KINDS, FIELDS, GENDERS, L2, L3, SOURCES, STATUSES
 from .models import Consent, Customer
@@ -274,7 +271,7 @@ def read_table(data: bytes, filename: str = ""):
     if missing:
         raise ImportFileError(_("Missing columns: %(names)s.", names="、".join(missing)),
                               code="missing_columns")
-    limit = current_app.config.get("CUSTOMERS_IMPORT_MAX_ROWS", MAX_ROWS)
+    limit = module_setting("customers", "import_max_rows", MAX_ROWS)
     rows = []
     try:
         for number, values in enumerate(raw, start=2):
@@ -319,7 +316,7 @@ def department_owners(actor):
 
 
 def _check_importer(actor):
-    if not access.can(actor, "customers.import"):
+    if not can(actor, "customers.import"):
         raise ImportFileError(_("You may not import customers."), code="permission")
     if actor.department_id is None:
         raise ImportFileError(_("Only a member of a department can import customers."), code="permission")
@@ -366,7 +363,7 @@ def _convert(values, kind, errors, row, owners, actor):
 
 
 def pick_label(labels):
-    from core.i18n import pick
+    from core.api import pick
     return pick(labels)
 
 
@@ -457,15 +454,15 @@ def _lookup_keys(clean):
 def _register_suspects(cleans, chunk=500):
     """Indexes of the rows that may match a customer of the register: a few IN queries over the
     blind indexes for the whole file, so that only these rows need quality.find_duplicates."""
-    from core.crypto import blind_index_candidates
+    from core.api import crypto
     wanted = {}  # (column, value) -> [row index]
     for index, clean in enumerate(cleans):
         keys = _lookup_keys(clean)
         if keys["phone"]:
-            for digest in blind_index_candidates(FIELDS["phone"].search_domain, keys["phone"]):
+            for digest in crypto.blind_index_candidates(FIELDS["phone"].search_domain, keys["phone"]):
                 wanted.setdefault(("phone", digest), []).append(index)
         if keys["id_number"]:
-            for digest in blind_index_candidates(FIELDS["id_number"].search_domain, keys["id_number"]):
+            for digest in crypto.blind_index_candidates(FIELDS["id_number"].search_domain, keys["id_number"]):
                 wanted.setdefault(("id_number", digest), []).append(index)
         if keys["credit_code"]:
             wanted.setdefault(("credit_code", keys["credit_code"]), []).append(index)
@@ -620,7 +617,7 @@ def _value(customer, key, reveal):
 
 def _customers(actor, marketing):
     """The customers of the export in id order, a batch at a time (bounded memory)."""
-    stmt = access.scoped(select(Customer), actor, Customer).order_by(Customer.id)
+    stmt = scoped(select(Customer), actor, Customer).order_by(Customer.id)
     if marketing:
         stmt = stmt.where(Customer.id.in_(select(Consent.customer_id).where(
             Consent.withdrawn_at.is_(None), Consent.purposes.contains("marketing"))))
@@ -653,7 +650,7 @@ def export_customers(actor, fmt, reason, *, marketing=False):
     if fmt not in FORMATS:
         raise ExportError(_("Choose CSV or XLSX as the export format."))
     permission = "customers.marketing_export" if marketing else "customers.export"
-    if not access.can(actor, permission):
+    if not can(actor, permission):
         raise ExportError(_("You may not export marketing lists.") if marketing
                           else _("You may not export customers."))
     reason = " ".join((reason or "").split())
@@ -663,7 +660,7 @@ def export_customers(actor, fmt, reason, *, marketing=False):
         raise ExportError(_("The reason must have at most 500 characters."))
     keys = MARKETING_COLUMNS if marketing else tuple(c.key for c in COLUMNS)
     reveal = {level for level, perm in ((L2, "customers.reveal_l2"), (L3, "customers.reveal_l3"))
-              if access.can(actor, perm)}
+              if can(actor, perm)}
     rows, unreadable = [], 0
     for customer in _customers(actor, marketing):
         if marketing and not _has_marketing_consent(services, customer):

@@ -16,10 +16,7 @@ from wtforms import BooleanField, RadioField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from core import access
-from core.db import db
-from core.i18n import pick
-from core.models import User
+from core.api import User, can, db, pick, require
 
 from . import handover as handover_service
 from . import io
@@ -60,7 +57,7 @@ def _download(data, filename, fmt):
 
 
 @bp.route("/import", methods=["GET", "POST"])
-@access.require("customers.import")
+@require("customers.import", kind="form")
 def import_customers():
     form = ImportForm()
     form.channel.choices = [SelectChoice("", "—")] + [SelectChoice(k, pick(v)) for k, v in CHANNELS.items()]
@@ -87,16 +84,16 @@ def import_customers():
 
 
 @bp.route("/import-template.xlsx")
-@access.require("customers.import")
+@require("customers.import", kind="download")
 def import_template():
     return _download(io.import_template(), "kehu-customers-import-template.xlsx", "xlsx")
 
 
 @bp.route("/export", methods=["GET", "POST"])
-@access.require("customers.export")
+@require("customers.export", kind="form")
 def export_customers():
     form = ExportForm()
-    can_marketing = access.can(current_user, "customers.marketing_export")
+    can_marketing = can(current_user, "customers.marketing_export")
     problem = None
     if form.validate_on_submit():
         fmt = form.fmt.data
@@ -113,12 +110,12 @@ def export_customers():
     status = 400 if request.method == "POST" else 200
     return _no_store(Response(render_template(
         "customers/export.html", form=form, problem=problem, can_marketing=can_marketing,
-        reveal_l2=access.can(current_user, "customers.reveal_l2"),
-        reveal_l3=access.can(current_user, "customers.reveal_l3")), status))
+        reveal_l2=can(current_user, "customers.reveal_l2"),
+        reveal_l3=can(current_user, "customers.reveal_l3")), status))
 
 
 @bp.route("/handover", methods=["GET", "POST"])
-@access.require("customers.handover")
+@require("customers.handover", kind="form")
 def handover():
     actor = current_user._get_current_object()
     problem, status = None, 200

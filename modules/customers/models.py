@@ -5,57 +5,9 @@ import uuid
 
 from sqlalchemy import UniqueConstraint
 
-from core import crypto
-from core.db import db
-from core.models import UTCDateTime, utcnow
+from core.api import Encrypted, UTCDateTime, blind_index_column, crypto, db, encrypted_column, utcnow
 
 from .fields import CONTACT_FIELDS, FIELDS
-
-
-class Sealed:
-    """Attribute access to an encrypted field: reading decrypts, writing encrypts and indexes.
-
-    The ciphertext is bound (AAD) to table, field and the row's uid, so a value copied to
-    another row or column does not decrypt. ``None`` or "" clears the field."""
-
-    def __init__(self, spec):
-        self.spec = spec
-
-    def __set_name__(self, owner, name):
-        self.name = name
-        self.ct = f"{name}_ct"
-        self.bidx = f"{name}_bidx" if self.spec.search_domain else None
-
-    def aad(self, obj):
-        return f"{obj.__tablename__}|{self.name}|{obj.uid}"
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        token = getattr(obj, self.ct)
-        if token is None:
-            return None
-        return crypto.decrypt(obj.data_key(), token, self.aad(obj))
-
-    def __set__(self, obj, value):
-        if obj.uid is None:
-            obj.uid = uuid.uuid4().hex
-        if value is None or value == "":
-            setattr(obj, self.ct, None)
-            if self.bidx:
-                setattr(obj, self.bidx, None)
-            return
-        setattr(obj, self.ct, crypto.encrypt(obj.data_key(), value, self.aad(obj)))
-        if self.bidx:
-            setattr(obj, self.bidx, crypto.blind_index(self.spec.search_domain, value))
-
-
-def _ct(length=1024):
-    return db.Column(db.Text, nullable=True)
-
-
-def _bidx():
-    return db.Column(db.String(24), nullable=True, index=True)
 
 
 class Customer(db.Model):
@@ -90,31 +42,31 @@ class Customer(db.Model):
     credit_rating = db.Column(db.String(16), nullable=True)
 
     # encrypted fields
-    name_ct, name_bidx = _ct(), _bidx()
-    gender_ct = _ct()
-    birth_date_ct = _ct()
-    email_ct = _ct()
-    id_number_ct, id_number_bidx = _ct(), _bidx()
-    bank_account_ct = _ct()
-    home_address_ct = _ct()
-    emergency_contact_ct = _ct()
-    legal_rep_ct = _ct()
-    phone_ct, phone_bidx = _ct(), _bidx()
-    phone2_ct, phone2_bidx = _ct(), _bidx()
-    notes_ct = _ct()
+    name_ct, name_bidx = encrypted_column(), blind_index_column()
+    gender_ct = encrypted_column()
+    birth_date_ct = encrypted_column()
+    email_ct = encrypted_column()
+    id_number_ct, id_number_bidx = encrypted_column(), blind_index_column()
+    bank_account_ct = encrypted_column()
+    home_address_ct = encrypted_column()
+    emergency_contact_ct = encrypted_column()
+    legal_rep_ct = encrypted_column()
+    phone_ct, phone_bidx = encrypted_column(), blind_index_column()
+    phone2_ct, phone2_bidx = encrypted_column(), blind_index_column()
+    notes_ct = encrypted_column()
 
-    name = Sealed(FIELDS["name"])
-    gender = Sealed(FIELDS["gender"])
-    birth_date = Sealed(FIELDS["birth_date"])
-    email = Sealed(FIELDS["email"])
-    id_number = Sealed(FIELDS["id_number"])
-    bank_account = Sealed(FIELDS["bank_account"])
-    home_address = Sealed(FIELDS["home_address"])
-    emergency_contact = Sealed(FIELDS["emergency_contact"])
-    legal_rep = Sealed(FIELDS["legal_rep"])
-    phone = Sealed(FIELDS["phone"])
-    phone2 = Sealed(FIELDS["phone2"])
-    notes = Sealed(FIELDS["notes"])
+    name = Encrypted(FIELDS["name"].search_domain)
+    gender = Encrypted(FIELDS["gender"].search_domain)
+    birth_date = Encrypted(FIELDS["birth_date"].search_domain)
+    email = Encrypted(FIELDS["email"].search_domain)
+    id_number = Encrypted(FIELDS["id_number"].search_domain)
+    bank_account = Encrypted(FIELDS["bank_account"].search_domain)
+    home_address = Encrypted(FIELDS["home_address"].search_domain)
+    emergency_contact = Encrypted(FIELDS["emergency_contact"].search_domain)
+    legal_rep = Encrypted(FIELDS["legal_rep"].search_domain)
+    phone = Encrypted(FIELDS["phone"].search_domain)
+    phone2 = Encrypted(FIELDS["phone2"].search_domain)
+    notes = Encrypted(FIELDS["notes"].search_domain)
 
     subject_key = db.relationship(crypto.SubjectKey)
     owner = db.relationship("User", foreign_keys=[owner_id])
@@ -149,14 +101,14 @@ class Contact(db.Model):
     customer_id = db.Column(db.Integer, db.ForeignKey("customers_customer.id", ondelete="CASCADE"),
                             nullable=False, index=True)
     title = db.Column(db.String(100), nullable=True)
-    name_ct, name_bidx = _ct(), _bidx()
-    phone_ct, phone_bidx = _ct(), _bidx()
-    email_ct = _ct()
+    name_ct, name_bidx = encrypted_column(), blind_index_column()
+    phone_ct, phone_bidx = encrypted_column(), blind_index_column()
+    email_ct = encrypted_column()
     created_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
 
-    name = Sealed(CONTACT_FIELDS["name"])
-    phone = Sealed(CONTACT_FIELDS["phone"])
-    email = Sealed(CONTACT_FIELDS["email"])
+    name = Encrypted(CONTACT_FIELDS["name"].search_domain)
+    phone = Encrypted(CONTACT_FIELDS["phone"].search_domain)
+    email = Encrypted(CONTACT_FIELDS["email"].search_domain)
 
     customer = db.relationship(Customer, backref=db.backref("contacts", cascade="all, delete-orphan",
                                                             passive_deletes=True, order_by="Contact.id"))
@@ -249,11 +201,11 @@ class Transaction(db.Model):
     amount = db.Column(db.Numeric(14, 2), nullable=True)
     product = db.Column(db.String(200), nullable=False, default="")
     channel = db.Column(db.String(32), nullable=False, default="")
-    notes_ct = _ct()
+    notes_ct = encrypted_column()
     created_by = db.Column(db.Integer, db.ForeignKey("core_user.id"), nullable=False)
     created_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
 
-    notes = Sealed(FIELDS["notes"])
+    notes = Encrypted(FIELDS["notes"].search_domain)
 
     customer = db.relationship(Customer, backref=db.backref(
         "transactions", order_by="Transaction.occurred_on.desc()", cascade="all, delete-orphan",

@@ -1,5 +1,5 @@
 """Permissions and menu items of the customer register."""
-from core.modules import MenuItem, Permission
+from core.api import AuditAction, MenuItem, Permission
 
 STAFF = ("head", "sales", "service")
 
@@ -26,4 +26,30 @@ MENUS = (
              "customers.incomplete", "customers.view", 11),
     MenuItem("customers.handover", {"zh_CN": "离职移交", "en": "Handover"}, "customers.handover",
              "customers.handover", 60),
+)
+
+# The audit actions this module writes, as the audit trail page shows them.
+AUDIT_ACTIONS = (
+    AuditAction("customers.consent.recorded", {"zh_CN": "记录同意", "en": "Consent recorded"}),
+    AuditAction("customers.consent.withdrawn", {"zh_CN": "撤回同意", "en": "Consent withdrawn"}),
+    AuditAction("customers.contact.created", {"zh_CN": "新增联系人", "en": "Contact added"}),
+    AuditAction("customers.contact.deleted", {"zh_CN": "删除联系人", "en": "Contact deleted"}),
+    AuditAction("customers.contact.updated", {"zh_CN": "修改联系人", "en": "Contact updated"}),
+    AuditAction("customers.customer.created", {"zh_CN": "新建客户", "en": "Customer created"}),
+    AuditAction("customers.customer.duplicate_confirmed", {"zh_CN": "确认非重复客户", "en": "Possible duplicate confirmed as new"}),
+    AuditAction("customers.customer.searched", {"zh_CN": "搜索客户", "en": "Customers searched"}),
+    AuditAction("customers.customer.sensitive_erased", {"zh_CN": "清除敏感信息（同意撤回）", "en": "Sensitive data erased (consent withdrawn)"}),
+    AuditAction("customers.customer.shared", {"zh_CN": "共享客户", "en": "Customer shared"}),
+    AuditAction("customers.customer.status_changed", {"zh_CN": "变更客户状态", "en": "Customer status changed"}),
+    AuditAction("customers.customer.unshared", {"zh_CN": "取消共享", "en": "Sharing ended"}),
+    AuditAction("customers.customer.updated", {"zh_CN": "修改客户", "en": "Customer updated"}),
+    AuditAction("customers.customer.viewed", {"zh_CN": "查看客户", "en": "Customer viewed"}),
+    AuditAction("customers.export.completed", {"zh_CN": "导出客户", "en": "Customers exported"}),
+    AuditAction("customers.export.revealed", {"zh_CN": "导出含明文敏感信息", "en": "Export with sensitive fields in clear"}),
+    AuditAction("customers.field.revealed", {"zh_CN": "查看明文", "en": "Field revealed"}),
+    AuditAction("customers.handover.completed", {"zh_CN": "离职移交", "en": "Handover completed"}),
+    AuditAction("customers.import.refused", {"zh_CN": "导入被拒绝", "en": "Import refused"}),
+    AuditAction("customers.import.completed", {"zh_CN": "导入客户", "en": "Customers imported"}),
+    AuditAction("customers.import.checked", {"zh_CN": "检查导入文件（试运行）", "en": "Import file checked (dry run)"}),
+    AuditAction("customers.transaction.created", {"zh_CN": "记录交易或服务", "en": "Transaction recorded"}),
 )

@@ -4,10 +4,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
-from core import access, validation
-from core.crypto import blind_index_candidates
-from core.db import db
-from core.i18n import pick
+from core.api import crypto, db, pick, scoped, validation
 
 from .fields import FIELDS, REQUIRED_FOR_COMPLETENESS
 from .models import Customer
@@ -47,12 +44,12 @@ def find_duplicates(actor, *, phone=None, id_number=None, credit_code=None, name
     name = _normalised(validation.clean_text, name)
     clauses = []
     if id_number:
-        clauses.append(Customer.id_number_bidx.in_(blind_index_candidates(FIELDS["id_number"].search_domain,
+        clauses.append(Customer.id_number_bidx.in_(crypto.blind_index_candidates(FIELDS["id_number"].search_domain,
                                                                           id_number)))
     if credit_code:
         clauses.append(Customer.credit_code == credit_code)
     if phone:
-        digests = blind_index_candidates(FIELDS["phone"].search_domain, phone)
+        digests = crypto.blind_index_candidates(FIELDS["phone"].search_domain, phone)
         clauses += [Customer.phone_bidx.in_(digests), Customer.phone2_bidx.in_(digests)]
     if name:
         clauses.append(Customer.company_name == name)
@@ -87,7 +84,7 @@ def _reason(customer, phone, id_number, credit_code, name):
 def split_by_remit(actor, matches):
     """([(customer, reason)] the actor may open, [(customer, reason)] held by others)."""
     ids = [c.id for c, _reason in matches]
-    visible = set(db.session.scalars(access.scoped(select(Customer.id), actor, Customer)
+    visible = set(db.session.scalars(scoped(select(Customer.id), actor, Customer)
                                      .where(Customer.id.in_(ids)))) if ids else set()
     return ([m for m in matches if m[0].id in visible], [m for m in matches if m[0].id not in visible])
 

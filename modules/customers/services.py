@@ -13,17 +13,14 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from flask import current_app, has_request_context, url_for
+from flask import has_request_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from core import access, audit, crypto, validation
-from core.db import db
-from core.models import Department, User, utcnow
-from core.numbering import next_number
+from core.api import Department, User, audit, can, crypto, db, module_setting, next_number, utcnow, validation
 
 from .api import TimelineEvent
 from .fields import (
@@ -318,7 +315,7 @@ def clean_consent_data(data):
 
 def notice_version():
     """The version of the privacy notice currently shown to customers (config)."""
-    return str(current_app.config.get("CUSTOMERS_NOTICE_VERSION", "1.0"))
+    return str(module_setting("customers", "notice_version", "1.0"))
 
 
 # --- owners ------------------------------------------------------------------------------------
@@ -548,7 +545,7 @@ def reveal(actor, customer, field, reason=None):
         raise InvalidData({"field": _l("This field cannot be revealed.")})
     spec = FIELDS[field]
     permission = REVEAL_PERMISSIONS[spec.level]
-    if not _is_user(actor) or not access.can(actor, permission):
+    if not _is_user(actor) or not can(actor, permission):
         raise NotAllowed(permission)
     try:
         reason = _text(200)(_as_text(reason))
@@ -556,11 +553,9 @@ def reveal(actor, customer, field, reason=None):
         raise InvalidData({"reason": exc.message}) from None
     if spec.level == L3 and not reason:
         raise InvalidData({"reason": _l("State why you need to see this information.")})
-    limit = int(current_app.config.get("CUSTOMERS_REVEAL_LIMIT", 60))
+    limit = int(module_setting("customers", "reveal_limit", 60))
     since = utcnow() - datetime.timedelta(hours=1)
-    recent = db.session.scalar(select(func.count()).select_from(audit.AuditEntry).where(
-        audit.AuditEntry.action == "customers.field.revealed", audit.AuditEntry.actor_id == actor.id,
-        audit.AuditEntry.at >= since))
+    recent = audit.count("customers.field.revealed", actor=actor, since=since)
     if recent >= limit:
         raise RevealLimit(_l("You have revealed too many values in the last hour; try again later."))
     value = getattr(customer, field)
@@ -639,7 +634,7 @@ def has_consent(customer, purpose, sensitive=False):
 def require_consent(customer, purpose, sensitive=False):
     """Return the covering consent, or raise ConsentMissing with the reason to show (e.g. the
     marketing export refuses a customer who withdrew consent to marketing)."""
-    from core.i18n import pick
+    from core.api import pick
     if has_consent(customer, purpose, sensitive):
         return next(c for c in reversed(customer.consents)
                     if c.active and purpose in c.purpose_list and (c.sensitive or not sensitive))
@@ -840,7 +835,7 @@ def unshare_customer(actor, share):
 
 def timeline_events(customer):
     """The register's own events of a customer: creation, status changes, consents, records."""
-    from core.i18n import pick
+    from core.api import pick
     link = has_request_context()
     events = [TimelineEvent(customer.created_at, _("Customer created"))]
     for change in customer.status_changes:
@@ -904,7 +899,7 @@ def reindex(batch=500):
                 for name in spec.fields:
                     sealed = model.__dict__[name]
                     value = getattr(row, name)
-                    values[sealed.bidx] = (crypto.blind_index(sealed.spec.search_domain, value)
+                    values[sealed.bidx] = (crypto.blind_index(sealed.search_domain, value)
                                            if value else None)
                 params.append(values)
             db.session.execute(update(table).where(table.c.id == bindparam("_id")), params)

@@ -23,11 +23,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from core import access, audit, hooks, validation
-from core.access import require
-from core.db import db
-from core.i18n import pick
-from core.models import Department, User
+from core.api import Department, User, audit, can, db, deny, hooks, pick, require, validation
 
 from . import api, quality, services
 from .fields import (
@@ -227,8 +223,8 @@ def index():
         department=department, owner_choices=_owner_choices(actor), department_choices=_department_choices(actor),
         extra_filters=extra_filters, columns=columns, values=values, pager=pager, page_url=page_url,
         sort=sort.key if sort else "", direction=args.get("dir", "desc"), mask_phone=validation.mask_phone,
-        can_create=access.can(actor, "customers.create"), can_import=access.can(actor, "customers.import"),
-        can_export=access.can(actor, "customers.export") or access.can(actor, "customers.marketing_export"))
+        can_create=can(actor, "customers.create"), can_import=can(actor, "customers.import"),
+        can_export=can(actor, "customers.export") or can(actor, "customers.marketing_export"))
 
 
 @bp.route("/incomplete")
@@ -267,7 +263,7 @@ def _prepare_owner_field(form, actor, current_owner_id=None):
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@require("customers.create")
+@require("customers.create", kind="form")
 def new():
     actor = _actor()
     kind = request.args.get("kind", "")
@@ -335,7 +331,7 @@ def _render_detail(customer, *, revealed=None, reveal_errors=None, status=200):
     events = services.timeline_events(customer) + _hook("customers.timeline", customer)
     events.sort(key=services.sort_key, reverse=True)
     tx = services.transactions(customer, limit=DETAIL_TRANSACTIONS + 1)
-    can_share = access.can(actor, "customers.share") and services.can_manage_shares(actor, customer)
+    can_share = can(actor, "customers.share") and services.can_manage_shares(actor, customer)
     share_form = None
     if can_share:
         share_form = ShareForm()
@@ -351,9 +347,9 @@ def _render_detail(customer, *, revealed=None, reveal_errors=None, status=200):
         share_form=share_form, timeline=events, panels=_hook("customers.panels", customer, actor),
         score=score, missing=missing, L2=L2, L3=L3,
         has_sensitive_consent=services.has_sensitive_consent(customer),
-        can_edit=access.can(actor, "customers.edit"), can_consent=access.can(actor, "customers.consent"),
-        can_share=can_share, can_reveal={L2: access.can(actor, "customers.reveal_l2"),
-                                         L3: access.can(actor, "customers.reveal_l3")})
+        can_edit=can(actor, "customers.edit"), can_consent=can(actor, "customers.consent"),
+        can_share=can_share, can_reveal={L2: can(actor, "customers.reveal_l2"),
+                                         L3: can(actor, "customers.reveal_l3")})
     response = make_response(html, status)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -369,7 +365,7 @@ def detail(customer_id):
 
 
 @bp.route("/<int:customer_id>/reveal/<field>", methods=["POST"])
-@require("customers.view")
+@require("customers.view", kind="action")
 def reveal(customer_id, field):
     """Show one masked value once, on this response only (not cached, not in any URL)."""
     actor = _actor()
@@ -380,7 +376,7 @@ def reveal(customer_id, field):
     try:
         value = services.reveal(actor, customer, field, form.reason.data)
     except services.NotAllowed as exc:
-        access.deny(exc.permission)
+        deny(exc.permission)
     except services.InvalidData as exc:
         db.session.rollback()
         return _render_detail(customer, reveal_errors={field: exc.errors.get("reason") or exc.message},
@@ -426,7 +422,7 @@ def _conflicts(customer, form):
 
 
 @bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])
-@require("customers.edit")
+@require("customers.edit", kind="form")
 def edit(customer_id):
     actor = _actor()
     customer = _customer_or_404(customer_id)
@@ -468,7 +464,7 @@ def edit(customer_id):
 # --- status --------------------------------------------------------------------------------------
 
 @bp.route("/<int:customer_id>/status", methods=["GET", "POST"])
-@require("customers.edit")
+@require("customers.edit", kind="form")
 def status(customer_id):
     actor = _actor()
     customer = _customer_or_404(customer_id)
@@ -505,7 +501,7 @@ def _consent_or_404(customer, consent_id):
 
 
 @bp.route("/<int:customer_id>/consents/new", methods=["GET", "POST"])
-@require("customers.consent")
+@require("customers.consent", kind="form")
 def consent_new(customer_id):
     actor = _actor()
     customer = _customer_or_404(customer_id)
@@ -532,7 +528,7 @@ def consent_new(customer_id):
 
 
 @bp.route("/<int:customer_id>/consents/<int:consent_id>/withdraw", methods=["GET", "POST"])
-@require("customers.consent")
+@require("customers.consent", kind="form")
 def consent_withdraw(customer_id, consent_id):
     actor = _actor()
     customer = _customer_or_404(customer_id)
@@ -598,20 +594,20 @@ def _contact_page(customer, contact=None):
 
 
 @bp.route("/<int:customer_id>/contacts/new", methods=["GET", "POST"])
-@require("customers.edit")
+@require("customers.edit", kind="form")
 def contact_new(customer_id):
     return _contact_page(_customer_or_404(customer_id))
 
 
 @bp.route("/<int:customer_id>/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
-@require("customers.edit")
+@require("customers.edit", kind="form")
 def contact_edit(customer_id, contact_id):
     customer = _customer_or_404(customer_id)
     return _contact_page(customer, _contact_or_404(customer, contact_id))
 
 
 @bp.route("/<int:customer_id>/contacts/<int:contact_id>/delete", methods=["POST"])
-@require("customers.edit")
+@require("customers.edit", kind="action")
 def contact_delete(customer_id, contact_id):
     customer = _customer_or_404(customer_id)
     services.remove_contact(_actor(), _contact_or_404(customer, contact_id))
@@ -641,11 +637,11 @@ def transactions(customer_id):
     next_cursor = f"{rows[size - 1].occurred_on.isoformat()}_{rows[size - 1].id}" if len(rows) > size else None
     return render_template("customers/transactions.html", customer=customer, transactions=rows[:size],
                            kind=kind or "", next_cursor=next_cursor,
-                           can_edit=access.can(_actor(), "customers.edit"))
+                           can_edit=can(_actor(), "customers.edit"))
 
 
 @bp.route("/<int:customer_id>/transactions/new", methods=["GET", "POST"])
-@require("customers.edit")
+@require("customers.edit", kind="form")
 def transaction_new(customer_id):
     actor = _actor()
     customer = _customer_or_404(customer_id)
@@ -673,7 +669,7 @@ def transaction_new(customer_id):
 # --- sharing -------------------------------------------------------------------------------------
 
 @bp.route("/<int:customer_id>/shares", methods=["POST"])
-@require("customers.share")
+@require("customers.share", kind="action")
 def share(customer_id):
     actor = _actor()
     customer = _customer_or_404(customer_id)
@@ -682,7 +678,7 @@ def share(customer_id):
         services.share_customer(actor, customer, form.user_id.data)
         db.session.commit()
     except services.NotAllowed as exc:
-        access.deny(exc.permission)
+        deny(exc.permission)
     except services.InvalidData as exc:
         db.session.rollback()
         flash(next(iter(exc.errors.values())), "error")
@@ -692,7 +688,7 @@ def share(customer_id):
 
 
 @bp.route("/<int:customer_id>/shares/<int:share_id>/delete", methods=["POST"])
-@require("customers.share")
+@require("customers.share", kind="action")
 def unshare(customer_id, share_id):
     actor = _actor()
     customer = _customer_or_404(customer_id)
@@ -703,7 +699,7 @@ def unshare(customer_id, share_id):
         services.unshare_customer(actor, share_row)
         db.session.commit()
     except services.NotAllowed as exc:
-        access.deny(exc.permission)
+        deny(exc.permission)
     flash(_("Sharing ended."), "success")
     return redirect(url_for("customers.detail", customer_id=customer.id, _anchor="shares"))
 

@@ -4,7 +4,7 @@ A department head sets the thresholds; grades are computed for all customers of 
 on demand (web page or ``kehu grading recompute``), kept with their history, and may be overridden
 by a head with a reason. Other modules read a grade through :func:`grade_of` (exported below,
 loaded lazily so importing this package stays light)."""
-from core.modules import Manifest, lazy_exports
+from core.api import Manifest, lazy_exports
 
 manifest = Manifest(
     name="grading", version="1.0.0",
@@ -33,6 +33,7 @@ def setup(reg):
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
+    reg.audit_actions(*permissions.AUDIT_ACTIONS)
     reg.menu(*menus.ALL)
     reg.migrations()
     reg.cli(cli.group)

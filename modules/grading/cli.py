@@ -16,26 +16,22 @@ def recompute_command(department_code):
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from core import services as core_services
-    from core.cli import cli_actor, fail
-    from core.db import db
-    from core.enablement import is_enabled
-    from core.models import Department
+    from core.api import Department, ServiceError, cli_actor, cli_fail, db, department_by_code, is_enabled
 
     from . import services
 
     try:
         if department_code:
-            departments = [core_services.department_by_code(department_code)]
+            departments = [department_by_code(department_code)]
         else:
             departments = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
         departments = [d for d in departments if is_enabled("grading", d.id)]
-    except core_services.ServiceError as exc:
-        fail(exc)
+    except ServiceError as exc:
+        cli_fail(exc)
     except SQLAlchemyError as exc:  # e.g. not initialised yet: one line, not a traceback
-        fail(f"cannot read the departments (run `kehu init` first?): {str(exc).splitlines()[0]}")
+        cli_fail(f"cannot read the departments (run `kehu init` first?): {str(exc).splitlines()[0]}")
     if department_code and not departments:
-        fail(f"grading is not enabled for department {department_code}")
+        cli_fail(f"grading is not enabled for department {department_code}")
     if not departments:
         click.echo("no department uses grading: nothing to do")
         return

@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, HiddenField, IntegerField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from core.validation import CleanText
+from core.api import validation
 
 from . import rules as R
 from .services import REASON_MAX
@@ -43,10 +43,10 @@ class RulesForm(FlaskForm):
 
 class OverrideForm(FlaskForm):
     grade = SelectField(_l("Grade"), choices=[], validators=[DataRequired()])
-    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), CleanText("text"), Length(max=REASON_MAX)])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), validation.CleanText("text"), Length(max=REASON_MAX)])
     next = HiddenField()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from core.i18n import pick
+        from core.api import pick
         self.grade.choices = [(key, pick(label)) for key, label in R.GRADES.items()]

@@ -7,9 +7,7 @@ from flask import has_request_context, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import case, func, select
 
-from core.access import can
-from core.db import db
-from core.i18n import pick
+from core.api import can, db, pick
 from modules.customers import Customer, ListColumn, ListFilter, Panel, TimelineEvent
 
 from . import rules as R

@@ -5,8 +5,7 @@ import json
 
 from sqlalchemy import CheckConstraint, UniqueConstraint
 
-from core.db import db
-from core.models import UTCDateTime, utcnow
+from core.api import UTCDateTime, db, utcnow
 
 _GRADE_SQL = "('important', 'ordinary')"  # the keys of rules.GRADES
 

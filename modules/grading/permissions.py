@@ -1,6 +1,6 @@
 """Permissions of the grading module (granted to these roles at install; the administrator edits
 the grants afterwards)."""
-from core.modules import Permission
+from core.api import AuditAction, Permission
 
 VIEW = Permission("grading.view", {"zh_CN": "查看客户分级", "en": "View customer grades"},
                   ("head", "sales", "service"))
@@ -12,3 +12,11 @@ OVERRIDE = Permission("grading.override", {"zh_CN": "人工调整客户分级（
                                            "en": "Override a customer's grade (with a reason)"}, ("head",))
 
 ALL = (VIEW, CONFIGURE, RECOMPUTE, OVERRIDE)
+
+# The audit actions this module writes, as the audit trail page shows them.
+AUDIT_ACTIONS = (
+    AuditAction("grading.grade.overridden", {"zh_CN": "人工调整分级", "en": "Grade overridden"}),
+    AuditAction("grading.grade.override_removed", {"zh_CN": "取消人工调整", "en": "Override removed"}),
+    AuditAction("grading.grades.recomputed", {"zh_CN": "重新计算分级", "en": "Grades recomputed"}),
+    AuditAction("grading.rules.changed", {"zh_CN": "修改分级规则", "en": "Grading rules changed"}),
+)

@@ -10,10 +10,7 @@ from decimal import Decimal
 from flask_babel import gettext as _
 from sqlalchemy import func, insert, select
 
-from core import audit, hooks
-from core.db import db
-from core.enablement import is_enabled
-from core.models import Department, utcnow
+from core.api import Department, audit, db, hooks, is_enabled, utcnow
 from modules.customers import Customer, Transaction, transaction_totals
 
 from . import rules as R

@@ -4,10 +4,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from core.access import can, require, safe_local_url
-from core.db import db
-from core.hooks import contributions
-from core.i18n import pick
+from core.api import can, db, hooks, pick, require, safe_local_url
 from modules.customers import get_customer
 
 from . import rules as R
@@ -42,7 +39,7 @@ def chart_data(department):
 
 
 def _complaints_counted(department):
-    return bool(contributions("complaints.open_counts", department.id))
+    return bool(hooks.contributions("complaints.open_counts", department.id))
 
 
 @bp.route("/")
@@ -85,7 +82,7 @@ def rules():
 
 
 @bp.route("/rules", methods=["POST"])
-@require("grading.configure")
+@require("grading.configure", kind="action")
 def save_rules():
     department = _department()
     form = RulesForm()
@@ -110,7 +107,7 @@ def save_rules():
 
 
 @bp.route("/recompute", methods=["POST"])
-@require("grading.recompute")
+@require("grading.recompute", kind="action")
 def recompute():
     department = _department()
     summary = services.recompute(current_user, department)
@@ -138,7 +135,7 @@ def _back(customer):
 
 
 @bp.route("/customers/<int:customer_id>/override", methods=["POST"])
-@require("grading.override")
+@require("grading.override", kind="action")
 def override(customer_id):
     customer = get_customer(customer_id, current_user)
     form = OverrideForm(prefix="grading")
@@ -156,7 +153,7 @@ def override(customer_id):
 
 
 @bp.route("/customers/<int:customer_id>/override/remove", methods=["POST"])
-@require("grading.override")
+@require("grading.override", kind="action")
 def remove_override(customer_id):
     customer = get_customer(customer_id, current_user)
     try:

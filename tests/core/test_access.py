@@ -240,3 +240,25 @@ def test_role_editor_refuses_unknown_permissions_and_roles(app, client, login_as
     assert len(entries(app, "core.role.grants_changed")) == before_count
     html = client.get("/admin/roles").get_data(as_text=True)
     assert "made.up" in html  # the flashed refusal names it
+
+
+def test_require_is_decided_by_the_flask_principal_identity(app, make_user):
+    """One mechanism: the guard asks Flask-Principal, whose identity provides the user's granted
+    permissions as needs; without that identity the same user is refused."""
+    from flask import g
+    from flask_login import login_user
+    from flask_principal import AnonymousIdentity, Identity
+    from werkzeug.exceptions import Forbidden
+
+    user_id = make_user("principal_sales", "sales", "D1")
+    guarded = access.require("customers.view")(lambda: "shown")
+    with app.test_request_context("/customers/"):
+        user = db.session.get(User, user_id)
+        login_user(user)
+        access.principal.set_identity(Identity(user.id))
+        assert access.PermissionNeed("customers.view") in g.identity.provides
+        assert access.PermissionNeed("core.audit.view") not in g.identity.provides
+        assert guarded() == "shown"
+        g.identity = AnonymousIdentity()
+        with pytest.raises(Forbidden):
+            guarded()

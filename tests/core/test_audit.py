@@ -237,6 +237,7 @@ def test_the_audit_page_filters_for_the_security_officer(app, client, login_as, 
     login_as(client, "officer", role="security", dept=None)
     page = client.get("/audit/").get_data(as_text=True)
     assert "<code>core.department.created</code>" in page and "<code>core.auth.signed_in</code>" in page
+    assert "创建部门" in page and "登录" in page  # each action with its declared label
 
     page = client.get("/audit/", query_string={"action": "core.department"}).get_data(as_text=True)
     assert page.count("<code>core.department.created</code>") == 6

@@ -115,6 +115,59 @@ def test_a_failing_setup_is_reported_naming_the_module(tmp_path):
     assert message.startswith("module setupfail:") and "missing_part" in message
 
 
+def test_audit_action_must_be_prefixed_with_the_module_name(tmp_path):
+    message = refusal(tmp_path, "modules_bad_audit")
+    assert message.startswith("module auditbad:") and "'other.thing.done'" in message
+
+
+def test_contributing_to_a_hook_its_owner_does_not_offer_is_refused(tmp_path):
+    message = refusal(tmp_path, "modules_bad_hook")
+    assert message == "module hookbad: hook 'customers.timline' is not offered by customers"
+
+
+def test_contributing_to_a_hook_of_a_module_not_in_depends_or_uses_is_refused(tmp_path):
+    message = refusal(tmp_path, "modules_hook_foreign")
+    assert message.startswith("module hookforeign:") and "not in its depends or uses" in message
+
+
+def test_a_hook_of_its_own_must_be_offered(tmp_path):
+    message = refusal(tmp_path, "modules_hook_own")
+    assert message == "module ownhook: hook 'ownhook.counts' is not offered by ownhook"
+
+
+def test_a_hook_of_an_absent_optional_module_is_accepted_and_never_called(tmp_path):
+    from core import hooks
+    app = build(tmp_path, "modules_hook_absent")
+    with app.app_context():
+        assert hooks.call("nowhere_mod.counts", [1], all_departments=True) == []
+        assert hooks.call("hookabsent.ping", all_departments=True) == [("hookabsent", "pong")]
+        with pytest.raises(LookupError, match="not offered by customers"):
+            hooks.call("customers.timline", None, all_departments=True)
+    assert app.extensions["kehu.modules"]["hookabsent"].contributions["hooks_offered"] == ["hookabsent.ping"]
+
+
+def test_templates_outside_the_module_folder_are_refused(tmp_path):
+    message = refusal(tmp_path, "modules_bad_templates")
+    assert message.startswith("module tplbad:") and "customers/detail.html" in message
+    assert "templates/tplbad/" in message
+
+
+def test_the_alembic_branch_label_must_be_the_module_name(tmp_path):
+    message = refusal(tmp_path, "modules_bad_branch")
+    assert message.startswith("module branchbad:") and "'branchbad'" in message and "somethingelse" in message
+
+
+def test_an_endpoint_whose_kind_does_not_match_its_methods_is_refused(tmp_path):
+    message = refusal(tmp_path, "modules_bad_kind")
+    assert message == "module kindbad: endpoint kindbad.delete is declared 'read' but answers POST"
+
+
+def test_an_undeclared_audit_action_is_refused(app):
+    from core import audit
+    with app.app_context(), pytest.raises(LookupError, match="'grading.grade.overriden' is not declared"):
+        audit.record("grading.grade.overriden")
+
+
 def test_a_refused_module_stops_the_cli_with_one_line(tmp_path):
     """`kehu` started on a broken module tells which one in one line, not a traceback."""
     from click.testing import CliRunner
@@ -265,6 +318,33 @@ def test_every_module_imports_only_what_it_depends_on(app):
                             module == package and any(_is_submodule(other_info, n) for n in names)):
                         problems.append(f"{where} imports internals of {other}: {module} {names}")
     assert problems == []
+
+
+def test_every_module_uses_core_only_through_the_public_api(app):
+    """Modules (folder and entry-point ones alike, migrations included) import from core only
+    ``core.api``, and only names it exports."""
+    import core.api
+    infos = app.extensions["kehu.modules"]
+    problems = []
+    for name, info in infos.items():
+        for path in sorted(info.path.rglob("*.py")):
+            where = f"{name} ({path.relative_to(info.path)})"
+            for module, names in _absolute_imports(path):
+                if module != "core" and not module.startswith("core."):
+                    continue
+                if module != "core.api":
+                    problems.append(f"{where} imports {module}")
+                elif unknown := [n for n in names if n not in core.api.__all__]:
+                    problems.append(f"{where} imports {unknown} from core.api, which does not export them")
+    assert len(infos) >= 4 and problems == []
+
+
+def test_the_public_api_offers_every_name_it_lists():
+    import core.api
+    missing = [n for n in core.api.__all__ if getattr(core.api, n, None) is None]
+    assert missing == []
+    with pytest.raises(AttributeError, match="core.api has no 'Keyring'"):
+        core.api.Keyring  # noqa: B018 - an internal stays internal
 
 
 IMPORT_PROBE = """

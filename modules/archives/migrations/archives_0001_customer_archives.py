@@ -8,7 +8,7 @@ Create Date: 2026-11-27 08:20:10.946724
 from alembic import op
 import sqlalchemy as sa
 
-import core.models
+import core.api
 
 
 # revision identifiers, used by Alembic.
@@ -31,8 +31,8 @@ def upgrade():
     sa.Column('keeper_id', sa.Integer(), nullable=False),
     sa.Column('storage_location', sa.String(length=200), nullable=False),
     sa.Column('created_by', sa.Integer(), nullable=False),
-    sa.Column('created_at', core.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', core.api.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['created_by'], ['core_user.id'], name=op.f('fk_archives_document_created_by_core_user')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers_customer.id'], name=op.f('fk_archives_document_customer_id_customers_customer'), ondelete='CASCADE'),
@@ -54,13 +54,13 @@ def upgrade():
     sa.Column('purpose', sa.String(length=500), nullable=False),
     sa.Column('until', sa.Date(), nullable=False),
     sa.Column('status', sa.String(length=12), nullable=False),
-    sa.Column('requested_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('requested_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.Column('decided_by', sa.Integer(), nullable=True),
-    sa.Column('decided_at', core.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', core.api.UTCDateTime(timezone=True), nullable=True),
     sa.Column('decision_reason', sa.String(length=500), nullable=False),
-    sa.Column('returned_at', core.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('returned_at', core.api.UTCDateTime(timezone=True), nullable=True),
     sa.Column('returned_by', sa.Integer(), nullable=True),
-    sa.Column('expired_at', core.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expired_at', core.api.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers_customer.id'], name=op.f('fk_archives_request_customer_id_customers_customer'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['decided_by'], ['core_user.id'], name=op.f('fk_archives_request_decided_by_core_user')),
     sa.ForeignKeyConstraint(['requester_id'], ['core_user.id'], name=op.f('fk_archives_request_requester_id_core_user')),
@@ -82,7 +82,7 @@ def upgrade():
     sa.Column('kind', sa.String(length=8), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('created_by', sa.Integer(), nullable=False),
-    sa.Column('created_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by'], ['core_user.id'], name=op.f('fk_archives_attachment_created_by_core_user')),
     sa.ForeignKeyConstraint(['document_id'], ['archives_document.id'], name=op.f('fk_archives_attachment_document_id_archives_document'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_archives_attachment')),

@@ -8,7 +8,7 @@ Create Date: 2026-11-27 08:10:30.393984
 from alembic import op
 import sqlalchemy as sa
 
-import core.models
+import core.api
 
 
 # revision identifiers, used by Alembic.
@@ -26,15 +26,15 @@ def upgrade():
     sa.Column('number', sa.String(length=20), nullable=False),
     sa.Column('kind', sa.String(length=8), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('status_changed_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status_changed_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=True),
     sa.Column('owner_id', sa.Integer(), nullable=False),
     sa.Column('department_id', sa.Integer(), nullable=False),
     sa.Column('tags', sa.String(length=200), nullable=False),
     sa.Column('subject_key_id', sa.Integer(), nullable=True),
     sa.Column('completeness', sa.Integer(), nullable=False),
-    sa.Column('created_at', core.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', core.api.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('company_name', sa.String(length=200), nullable=True),
     sa.Column('credit_code', sa.String(length=18), nullable=True),
@@ -89,8 +89,8 @@ def upgrade():
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('notice_version', sa.String(length=32), nullable=False),
     sa.Column('recorded_by', sa.Integer(), nullable=False),
-    sa.Column('recorded_at', core.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('withdrawn_at', core.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('recorded_at', core.api.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('withdrawn_at', core.api.UTCDateTime(timezone=True), nullable=True),
     sa.Column('withdrawn_by', sa.Integer(), nullable=True),
     sa.Column('withdraw_reason', sa.String(length=500), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers_customer.id'], name=op.f('fk_customers_consent_customer_id_customers_customer'), ondelete='CASCADE'),
@@ -112,7 +112,7 @@ def upgrade():
     sa.Column('phone_ct', sa.Text(), nullable=True),
     sa.Column('phone_bidx', sa.String(length=24), nullable=True),
     sa.Column('email_ct', sa.Text(), nullable=True),
-    sa.Column('created_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers_customer.id'], name=op.f('fk_customers_contact_customer_id_customers_customer'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers_contact')),
     sa.UniqueConstraint('uid', name=op.f('uq_customers_contact_uid')),
@@ -128,7 +128,7 @@ def upgrade():
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('granted_by', sa.Integer(), nullable=False),
-    sa.Column('granted_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('granted_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers_customer.id'], name=op.f('fk_customers_share_customer_id_customers_customer'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['granted_by'], ['core_user.id'], name=op.f('fk_customers_share_granted_by_core_user')),
     sa.ForeignKeyConstraint(['user_id'], ['core_user.id'], name=op.f('fk_customers_share_user_id_core_user')),
@@ -146,7 +146,7 @@ def upgrade():
     sa.Column('to_status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.String(length=500), nullable=False),
     sa.Column('changed_by', sa.Integer(), nullable=True),
-    sa.Column('changed_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['changed_by'], ['core_user.id'], name=op.f('fk_customers_status_change_changed_by_core_user')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers_customer.id'], name=op.f('fk_customers_status_change_customer_id_customers_customer'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers_status_change')),
@@ -166,7 +166,7 @@ def upgrade():
     sa.Column('channel', sa.String(length=32), nullable=False),
     sa.Column('notes_ct', sa.Text(), nullable=True),
     sa.Column('created_by', sa.Integer(), nullable=False),
-    sa.Column('created_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by'], ['core_user.id'], name=op.f('fk_customers_transaction_created_by_core_user')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers_customer.id'], name=op.f('fk_customers_transaction_customer_id_customers_customer'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers_transaction')),

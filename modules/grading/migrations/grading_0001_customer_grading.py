@@ -8,7 +8,7 @@ Create Date: 2026-11-27 08:18:32.086243
 from alembic import op
 import sqlalchemy as sa
 
-import core.models
+import core.api
 
 
 # revision identifiers, used by Alembic.
@@ -28,7 +28,7 @@ def upgrade():
     sa.Column('min_tenure_months', sa.Integer(), nullable=False),
     sa.Column('escalate_open_complaints', sa.Integer(), nullable=True),
     sa.Column('created_by', sa.Integer(), nullable=True),
-    sa.Column('created_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by'], ['core_user.id'], name=op.f('fk_grading_rule_created_by_core_user')),
     sa.ForeignKeyConstraint(['department_id'], ['core_department.id'], name=op.f('fk_grading_rule_department_id_core_department'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_grading_rule')),
@@ -44,11 +44,11 @@ def upgrade():
     sa.Column('computed', sa.String(length=16), nullable=False),
     sa.Column('rule_version', sa.Integer(), nullable=False),
     sa.Column('basis', sa.Text(), nullable=False),
-    sa.Column('computed_at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('computed_at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.Column('override', sa.String(length=16), nullable=True),
     sa.Column('override_reason', sa.String(length=500), nullable=True),
     sa.Column('override_by', sa.Integer(), nullable=True),
-    sa.Column('override_at', core.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('override_at', core.api.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("computed IN ('important', 'ordinary')", name=op.f('ck_grading_grade_computed')),
     sa.CheckConstraint("grade IN ('important', 'ordinary')", name=op.f('ck_grading_grade_grade')),
     sa.CheckConstraint("override IS NULL OR override IN ('important', 'ordinary')", name=op.f('ck_grading_grade_override')),
@@ -62,7 +62,7 @@ def upgrade():
     op.create_table('grading_history',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
-    sa.Column('at', core.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', core.api.UTCDateTime(timezone=True), nullable=False),
     sa.Column('from_grade', sa.String(length=16), nullable=True),
     sa.Column('to_grade', sa.String(length=16), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),

@@ -1,0 +1,94 @@
+"""The public core API: everything a module may use from kehu's core, in one place.
+
+A module imports from here and nowhere else in ``core`` (a test scans every module's imports):
+``from core.api import Manifest, db, require, scoped, audit``. Names are loaded on first use, so
+a module's ``__init__`` may import its manifest types from here and stay import-light.
+
+What is here, by use:
+
+module contract  Manifest, Permission, MenuItem, AuditAction, HookSpec, lazy_exports, ModuleError
+data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number
+encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
+access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
+                 safe_local_url, is_enabled
+audit            audit.record(action, target=..., **details), audit.count(action, actor=, since=)
+hooks            hooks.call(name, *args, department_id=...), hooks.contributions(name, ...)
+PDF              pdf.render(template, **context), pdf.response(template, filename=..., action=...,
+                 target=..., fallback=..., **context), PdfError
+validation       validation.* (身份证, 统一社会信用代码, phone, e-mail, masks, form field filters),
+                 ValidationError
+services         ServiceError, department_by_code, deactivate_user
+CLI              cli_actor(), cli_fail(message), cli_ready()
+settings         module_setting(module, name, default), upload_folder(module)
+language         pick({"zh_CN": …, "en": …}) → the text in the user's language
+"""
+from __future__ import annotations
+
+import importlib
+from types import SimpleNamespace
+
+# name -> (core submodule, attribute); the attribute defaults to the name.
+_EXPORTS = {
+    # module contract
+    "Manifest": ("core.modules", None), "Permission": ("core.modules", None),
+    "MenuItem": ("core.modules", None), "AuditAction": ("core.modules", None),
+    "HookSpec": ("core.modules", None), "lazy_exports": ("core.modules", None),
+    "ModuleError": ("core.modules", None),
+    # data
+    "db": ("core.db", None), "User": ("core.models", None), "Department": ("core.models", None),
+    "ROLES": ("core.models", None), "utcnow": ("core.models", None),
+    "UTCDateTime": ("core.models", None), "next_number": ("core.numbering", None),
+    "Encrypted": ("core.crypto", None), "encrypted_column": ("core.crypto", None),
+    "blind_index_column": ("core.crypto", None),
+    # access
+    "require": ("core.access", None), "public": ("core.access", None),
+    "signed_in": ("core.access", None), "can": ("core.access", None),
+    "scoped": ("core.access", None), "get_or_404": ("core.access", None),
+    "deny": ("core.access", None), "deny_row": ("core.access", None),
+    "ownership_rule": ("core.access", None),
+    "safe_local_url": ("core.access", None), "is_enabled": ("core.enablement", None),
+    # PDF, validation, services
+    "pick": ("core.i18n", None), "PdfError": ("core.pdf", None), "ValidationError": ("core.validation", None),
+    "ServiceError": ("core.services", None), "department_by_code": ("core.services", None),
+    "deactivate_user": ("core.services", None),
+    # CLI and settings
+    "cli_actor": ("core.cli", None), "cli_fail": ("core.cli", "fail"),
+    "cli_ready": ("core.cli", "require_ready"),
+    "module_setting": ("core.settings", None), "upload_folder": ("core.settings", None),
+}
+
+# Namespaces: a module calls ``audit.record(...)``, ``crypto.encrypt(...)``, ``pdf.render(...)``.
+_NAMESPACES = {
+    "audit": ("core.audit", ("record", "count")),
+    "hooks": ("core.hooks", ("call", "contributions")),
+    "pdf": ("core.pdf", ("render", "response", "PdfError")),
+    "crypto": ("core.crypto", (
+        "encrypt", "decrypt", "encrypt_bytes", "decrypt_bytes", "blind_index",
+        "blind_index_candidates", "new_subject_key", "destroy_subject_key", "SubjectKey",
+        "DecryptionError", "Encrypted")),
+    "validation": ("core.validation", (
+        "ValidationError", "clean_text", "normalise_structured", "id_number", "credit_code",
+        "phone", "email", "bank_account", "postcode", "mask_id_number", "mask_phone",
+        "mask_bank_account", "mask_text", "mask_name", "IdNumber", "CreditCode", "Phone",
+        "Email", "BankAccount", "Postcode", "CleanText")),
+}
+
+__all__ = sorted([*_EXPORTS, *_NAMESPACES])
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        where, attr = _EXPORTS[name]
+        value = getattr(importlib.import_module(where), attr or name)
+    elif name in _NAMESPACES:
+        where, names = _NAMESPACES[name]
+        source = importlib.import_module(where)
+        value = SimpleNamespace(**{n: getattr(source, n) for n in names})
+    else:
+        raise AttributeError(f"core.api has no {name!r}: a module may use only {', '.join(__all__)}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__():
+    return __all__

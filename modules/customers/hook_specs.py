@@ -1,0 +1,17 @@
+"""The hooks the customer register offers. Another module contributes with
+``reg.hook("customers.timeline", func)``; the types named here are exported by this package."""
+from core.api import HookSpec
+
+ALL = (
+    HookSpec("customers.timeline", "timeline(customer) -> [TimelineEvent]",
+             "Events of the module on the customer page's timeline, newest first or in any order."),
+    HookSpec("customers.panels", "panels(customer, actor) -> [Panel]",
+             "Boxes on the customer page; the panel's template is the module's own."),
+    HookSpec("customers.list_columns", "list_columns(actor) -> [ListColumn]",
+             "Extra columns of the customer list, optionally sortable."),
+    HookSpec("customers.list_filters", "list_filters(actor) -> [ListFilter]",
+             "Extra filters of the customer list."),
+    HookSpec("customers.handover", "handover(from_user, to_user, actor) -> int",
+             "A leaver's customers move to a colleague: reassign the module's rows kept by "
+             "from_user; return how many moved. Called for every module, enabled or not."),
+)
