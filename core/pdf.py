@@ -593,7 +593,7 @@ def response(template_name: str, *, filename: str, action: str, target=None, tar
         return redirect(fallback)
     audit.record(action, size=len(data), **where, **(audit_details or {}))
     db.session.commit()
-    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("_") or "kehu.pdf"
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("_-.") or "kehu.pdf"
     resp = Response(data, mimetype="application/pdf")
     resp.headers["Content-Disposition"] = (f"inline; filename=\"{ascii_name}\"; "
                                            f"filename*=UTF-8''{quote(filename)}")

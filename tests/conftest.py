@@ -23,7 +23,7 @@ def _declare_test_audit_actions():
     """Audit actions the core tests write directly (audit.record refuses undeclared actions)."""
     from core import audit
     from core.modules import AuditAction
-    for name in ("test.filler", "test.details", "test.xss", "test.migrated"):
+    for name in ("test.filler", "test.details", "test.xss", "test.migrated", "test.printed"):
         audit.declare(AuditAction(name, {"zh_CN": "测试", "en": "Test"}))
 
 

@@ -27,14 +27,15 @@ from core import pdf
 pytestmark = pytest.mark.pdf
 
 HERE = Path(__file__).parent
+TEMPLATES = HERE.parents[1] / "templates"  # the checkout's own, wherever it is cloned
 RARE_NAME = "张三丰 𠮷 𡃁 䶮"  # U+20BB7 and U+210C1 are CJK Ext-B, U+4DAE Ext-A
 
 
 @pytest.fixture
 def app():
-    app = Flask(__name__, template_folder="/work/main/templates")
+    app = Flask(__name__, template_folder=str(TEMPLATES))
     app.jinja_loader = ChoiceLoader(
-        [FileSystemLoader("/work/main/templates"), FileSystemLoader(str(HERE / "pdf_templates"))]
+        [FileSystemLoader(str(TEMPLATES)), FileSystemLoader(str(HERE / "pdf_templates"))]
     )
     app.config.update(TESTING=True, COMPANY_NAME="客户信息测试公司")
     flask_babel.Babel(app)
@@ -309,7 +310,7 @@ def test_fetcher_allow_list_is_exact():
         "kehu-asset:/pdf.css?x=1",
         "kehu-asset:/../pdf.css",
         "kehu-asset:/PDF.css",
-        "file:///work/main/core/pdf_assets/pdf.css",
+        (HERE.parents[1] / "core" / "pdf_assets" / "pdf.css").as_uri(),
         "http://169.254.169.254/latest/meta-data/",
         "https://[::1]/",
         "gopher://127.0.0.1/",
