@@ -44,6 +44,16 @@ def declared():
     return dict(_DECLARED)
 
 
+# What the administrator role may never hold: it manages accounts and modules, not customers,
+# and it must not watch (or confirm changes to) itself.
+ADMIN_NEVER = {"core.audit.view", "core.roles.confirm"}
+
+
+def grantable(role, permission):
+    """May ``role`` hold ``permission``? Everything but customer-data and audit rights for admin."""
+    return role != "admin" or (permission.startswith("core.") and permission not in ADMIN_NEVER)
+
+
 def granted_permissions(user):
     """The permissions of a user's role, from the database, for installed modules only."""
     if user is None or not user.is_authenticated:
@@ -52,7 +62,8 @@ def granted_permissions(user):
     if user.id not in cache:
         installed = installed_modules()
         names = db.session.execute(select(RoleGrant.permission).where(RoleGrant.role == user.role)).scalars()
-        cache[user.id] = frozenset(n for n in names if n.split(".", 1)[0] in installed)
+        cache[user.id] = frozenset(n for n in names
+                                   if n.split(".", 1)[0] in installed and grantable(user.role, n))
     return cache[user.id]
 
 

@@ -32,6 +32,43 @@ class SessionInterface(SecureCookieSessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
 
+class TrustedProxies:
+    """Honour X-Forwarded-For/-Proto/-Host/-Port only when the request comes from a proxy named
+    in KEHU_TRUSTED_PROXIES (addresses or networks, comma-separated): then the client's address,
+    HTTPS (Secure cookie, HSTS) and host are the proxy's word; from anyone else they are ignored."""
+
+    def __init__(self, wsgi_app, trusted):
+        import ipaddress
+
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        self.plain = wsgi_app
+        self.proxied = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
+        self.networks = []
+        for item in trusted:
+            try:
+                self.networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"KEHU_TRUSTED_PROXIES: {item!r} is not an address or network") from None
+
+    def _trusted(self, address):
+        import ipaddress
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks)
+
+    def __call__(self, environ, start_response):
+        if self.networks and self._trusted(environ.get("REMOTE_ADDR", "")):
+            return self.proxied(environ, start_response)
+        return self.plain(environ, start_response)
+
+
+def _trusted_proxies():
+    value = os.environ.get("KEHU_TRUSTED_PROXIES", "")
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
 def _instance_path(test_config):
     path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("KEHU_INSTANCE") or "instance"
     return str(Path(path).resolve())
@@ -46,6 +83,8 @@ def _defaults(app):
         COMPANY_NAME=os.environ.get("KEHU_COMPANY_NAME", "kehu"),
         BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
         UPLOAD_FOLDER=str(inst / "uploads"),
+        TRUSTED_PROXIES=_trusted_proxies(),  # e.g. KEHU_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8
+        AUDIT_CHECKPOINT_FILE=os.environ.get("KEHU_AUDIT_CHECKPOINT_FILE") or str(inst / "audit.checkpoint"),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=False,  # set per request by SessionInterface
@@ -55,9 +94,11 @@ def _defaults(app):
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=8 * 3600,  # long complaint forms must not expire under the user
         BOOTSTRAP_SERVE_LOCAL=True,  # users may be offline: no CDN
-        LOGIN_MAX_FAILURES=5,  # per account, then locked for LOGIN_LOCK_MINUTES
-        LOGIN_MAX_ADDRESS_FAILURES=20,  # per client address within the window
-        LOGIN_LOCK_MINUTES=15,
+        LOGIN_MAX_FAILURES=5,  # per account, then locked for LOGIN_ACCOUNT_LOCK_MINUTES (growing)
+        LOGIN_ACCOUNT_LOCK_MINUTES=15,
+        LOGIN_MAX_ADDRESS_FAILURES=20,  # per client address within the window, then growing delays
+        LOGIN_LOCK_MINUTES=15,  # the window, and the longest delay of an address
+        LOGIN_AUDIT_EACH=20,  # failures of an address audited one by one per window; then summarised
         PAGE_SIZE=50,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
     )
@@ -72,11 +113,16 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
     if test_config:
         app.config.update(test_config)
     app.session_interface = SessionInterface()
+    app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"])
     app.logger.setLevel(logging.INFO)
 
     secret_file = Path(app.config["SECRET_KEY_FILE"])
     if not app.config.get("SECRET_KEY"):
         if secret_file.exists():
+            if os.name == "posix" and secret_file.stat().st_mode & 0o077:  # as strict as the master key
+                raise crypto.KeyringError(
+                    f"secret key file {secret_file} is readable by group or others "
+                    f"(mode {secret_file.stat().st_mode & 0o777:04o}): run `chmod 600 {secret_file}`")
             app.config["SECRET_KEY"] = secret_file.read_text().strip()
         elif not uninitialised_ok:
             raise crypto.KeyringError(f"secret key file {secret_file} is missing: run `kehu init` "
@@ -118,6 +164,7 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
     access.check_endpoints(app)
 
     app.before_request(_session_timeouts)
+    app.before_request(auth.force_password_change)
     app.before_request(enablement.guard)
     app.after_request(_security_headers)
     _error_pages(app)

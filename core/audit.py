@@ -7,14 +7,20 @@ Entries carry field names and ids, never personal values.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
+import logging
+import os
+import tempfile
 import uuid
+from pathlib import Path
 
-from flask import g, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import DDL, event, select, text
+from sqlalchemy.orm import Session
 
 from core.db import db
 from core.models import UTCDateTime, utcnow
@@ -29,6 +35,7 @@ CORE_ACTIONS = {
     "core.access.row_denied": ("拒绝访问（超出范围的记录）", "Access refused (record out of remit)"),
     "core.audit.viewed": ("查看审计日志", "Audit trail viewed"),
     "core.auth.failed": ("登录失败", "Sign-in failed"),
+    "core.auth.failures_summarised": ("登录失败汇总", "Sign-in failures summarised"),
     "core.auth.signed_in": ("登录", "Signed in"),
     "core.auth.signed_out": ("退出登录", "Signed out"),
     "core.department.created": ("创建部门", "Department created"),
@@ -45,6 +52,9 @@ CORE_ACTIONS = {
     "core.user.locked": ("账号锁定", "Account locked"),
     "core.user.password_changed": ("修改密码", "Password changed"),
     "core.user.updated": ("修改用户", "User updated"),
+    "core.user.role_change_requested": ("申请变更角色（待确认）", "Role change requested"),
+    "core.user.role_change_confirmed": ("确认角色变更", "Role change confirmed"),
+    "core.user.role_change_refused": ("拒绝角色变更", "Role change refused"),
 }
 
 
@@ -200,6 +210,8 @@ def record(action, *, target=None, target_type=None, target_id=None, actor=None,
     entry.hash = _mac(entry.prev_hash, entry.canonical())
     session.add(entry)
     session.flush()
+    if has_app_context():  # the checkpoint follows once the transaction commits
+        session.info["kehu_audit_head"] = (entry.id, entry.hash, current_app.config.get("AUDIT_CHECKPOINT_FILE"))
     return entry
 
 
@@ -215,17 +227,81 @@ def count(action, *, actor=None, since=None):
     return db.session.scalar(stmt)
 
 
-def verify(session=None, batch=5000):
-    """Walk the chain in id order. Returns (number of entries checked, first broken entry or None).
+# --- the checkpoint: the chain's head kept outside the database ----------------------------------
+#
+# A hash chain alone cannot tell a cut tail from a shorter trail. After each commit that wrote
+# entries, the newest (id, hash) is written, keyed with the audit key, to a file beside the
+# instance's keys; verify compares the trail with it, so deleting the newest entries, all of them,
+# or rebuilding the trail from a reset sequence is reported as broken.
 
-    A broken entry is reported as (id, reason)."""
+
+def _checkpoint_mac(entry_id, entry_hash):
+    from core import crypto
+    return hmac.new(crypto.keyring().audit_key, f"checkpoint|{entry_id}|{entry_hash}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def read_checkpoint(path=None):
+    """{"id", "hash", "at"} of the checkpoint file, None when there is none; ValueError when
+    the file is not one kehu wrote under this audit key."""
+    path = Path(path or current_app.config["AUDIT_CHECKPOINT_FILE"])
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ok = hmac.compare_digest(data["mac"], _checkpoint_mac(int(data["id"]), data["hash"]))
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"the audit checkpoint {path} was altered or belongs to another key")
+    return data
+
+
+def _write_checkpoint(path, entry_id, entry_hash):
+    """Atomically replace the checkpoint, never with an older entry (processes commit out of order)."""
+    path = Path(path)
+    with open(path.with_suffix(".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            current = read_checkpoint(path)
+        except ValueError:
+            current = None  # an altered file is replaced by the truth; verify reports it until then
+        if current is not None and int(current["id"]) >= entry_id:
+            return
+        doc = {"id": entry_id, "hash": entry_hash, "at": utcnow().isoformat(timespec="seconds"),
+               "mac": _checkpoint_mac(entry_id, entry_hash)}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(doc, out)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session):
+    head = session.info.pop("kehu_audit_head", None)
+    if head is not None and head[2]:
+        try:
+            _write_checkpoint(head[2], head[0], head[1])
+        except OSError as exc:  # the entries are committed; the next commit writes it again
+            logging.getLogger("kehu.audit").error("cannot write the audit checkpoint: %s", exc)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session):
+    session.info.pop("kehu_audit_head", None)
+
+
+def verify(session=None, batch=5000, checkpoint=True):
+    """Walk the chain in id order, then hold its end against the checkpoint. Returns (number of
+    entries checked, first broken entry or None); a broken entry is reported as (id, reason)."""
     session = session or db.session
     prev_hash, prev_id, count, last_id = GENESIS, 0, 0, 0
     while True:
         rows = session.execute(select(AuditEntry).where(AuditEntry.id > last_id)
                                .order_by(AuditEntry.id).limit(batch)).scalars().all()
         if not rows:
-            return count, None
+            return count, (_against_checkpoint(session, prev_id, prev_hash) if checkpoint else None)
         for entry in rows:
             if entry.id != prev_id + 1:
                 return count, (entry.id, f"entries {prev_id + 1}..{entry.id - 1} are missing")
@@ -236,6 +312,24 @@ def verify(session=None, batch=5000):
             prev_hash, prev_id, count = entry.hash, entry.id, count + 1
         last_id = rows[-1].id
         session.expire_all()
+
+
+def _against_checkpoint(session, last_id, last_hash):
+    try:
+        mark = read_checkpoint()
+    except ValueError as exc:
+        return 0, str(exc)
+    if mark is None:
+        return None
+    mark_id, mark_hash = int(mark["id"]), mark["hash"]
+    if mark_id > last_id:
+        return last_id + 1, (f"the trail ends at entry {last_id} but the checkpoint names entry {mark_id}: "
+                             "the newest entries were removed")
+    if mark_id == last_id:
+        same = mark_hash == last_hash
+    else:
+        same = session.scalar(select(AuditEntry.hash).where(AuditEntry.id == mark_id)) == mark_hash
+    return None if same else (mark_id, "differs from the checkpoint: the trail was rebuilt")
 
 
 _declare_core()

@@ -80,39 +80,105 @@ def load_user(token):
 
 
 def _address():
+    # behind a proxy named in TRUSTED_PROXIES this is the client's address (see core.app)
     return (request.remote_addr or "unknown")[:64]
+
+
+def _burn(password):
+    """One hash verification: every refusal costs the same time, so timing tells nothing about
+    which names exist or are locked."""
+    try:
+        _hasher().verify(current_app.extensions["kehu.dummy_hash"], password or "")
+    except VerificationError:
+        pass
+
+
+def _window():
+    return timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
 
 
 def _throttle(address):
     row = db.session.get(LoginThrottle, address)
     now = utcnow()
-    window = timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
     if row is None:
         try:  # several sign-ins from a new address at once: one insert wins, the others read it
             with db.session.begin_nested():
-                db.session.add(LoginThrottle(address=address, failures=0, window_start=now))
+                db.session.add(LoginThrottle(address=address, failures=0, window_start=now, unaudited=0))
         except IntegrityError:
             pass
         row = db.session.get(LoginThrottle, address)
-    elif now - row.window_start > window and not (row.locked_until and row.locked_until > now):
+    elif now - row.window_start > _window() and not (row.locked_until and row.locked_until > now):
+        _summarise(row)
         row.failures, row.window_start, row.locked_until = 0, now, None
     return row
 
 
+def _summarise(row):
+    """One audit entry for the failures of an address that were counted but not written one by
+    one (a tool hammering the form must not flood the trail)."""
+    if row.unaudited:
+        audit.record("core.auth.failures_summarised", actor="", result="failed", address=row.address,
+                     failures=row.unaudited, since=row.window_start.isoformat(timespec="seconds"))
+        row.unaudited = 0
+
+
+def _summarise_expired():
+    """Summaries of other addresses whose window has ended, written by whichever sign-in comes next."""
+    cutoff = utcnow() - _window()
+    for row in db.session.execute(select(LoginThrottle).where(
+            LoginThrottle.unaudited > 0, LoginThrottle.window_start < cutoff).limit(20)).scalars():
+        _summarise(row)
+
+
+def _delay(failures, threshold, cap):
+    """Growing delays past a threshold: 1 s, 2 s, 4 s … up to ``cap``."""
+    if failures < threshold:
+        return None
+    return min(timedelta(seconds=2 ** min(failures - threshold, 30)), cap)
+
+
 def _fail(user, throttle, username, reason):
     cfg = current_app.config
-    lock_for = timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
     throttle.failures += 1
-    if throttle.failures >= cfg["LOGIN_MAX_ADDRESS_FAILURES"]:
-        throttle.locked_until = utcnow() + lock_for
+    delay = _delay(throttle.failures, cfg["LOGIN_MAX_ADDRESS_FAILURES"], _window())
+    if delay:
+        throttle.locked_until = utcnow() + delay
     if user is not None and reason == "password":
         user.failed_logins += 1
-        if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
-            user.locked_until = utcnow() + lock_for
-            audit.record("core.user.locked", target=user, actor=username, result="locked")
+        lock = _delay(user.failed_logins, cfg["LOGIN_MAX_FAILURES"], _window())
+        if lock:
+            # the first lock is the full period (an account under attack), later ones grow from it
+            user.locked_until = utcnow() + max(lock, timedelta(minutes=cfg["LOGIN_ACCOUNT_LOCK_MINUTES"]))
+            if user.failed_logins == cfg["LOGIN_MAX_FAILURES"]:
+                audit.record("core.user.locked", target=user, actor=username, result="locked")
+    _record_failure(throttle, username, reason, user)
+    db.session.commit()
+
+
+def _record_failure(throttle, username, reason, user=None):
+    """The first failures of an address in a window are audited one by one, later ones summarised."""
+    if throttle.failures > current_app.config["LOGIN_AUDIT_EACH"] or reason == "address waiting":
+        throttle.unaudited = (throttle.unaudited or 0) + 1
+        return
     audit.record("core.auth.failed", actor=username, result="failed", reason=reason,
                  target_type="core_user" if user else "", target_id=user.id if user else "")
+
+
+def _waiting(throttle):
+    return throttle.locked_until is not None and throttle.locked_until > utcnow()
+
+
+def _refuse_waiting(form, throttle, username):
+    """An address inside its delay: refused without looking at the account, not counted again
+    (so a tool cannot keep extending it), and summarised in the trail."""
+    _burn(form.password.data if form else "")
+    if throttle.unaudited == 0 and throttle.failures <= current_app.config["LOGIN_AUDIT_EACH"]:
+        audit.record("core.auth.failed", actor=username, result="failed", reason="address locked")
+    else:
+        throttle.unaudited = (throttle.unaudited or 0) + 1
     db.session.commit()
+    flash(_("Too many failed sign-ins from this address. Try again later."), "danger")
+    return render_template("auth/login.html", form=form or LoginForm()), 429
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -123,23 +189,17 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         username = form.username.data.strip()
-        address = _address()
-        throttle = _throttle(address)
+        throttle = _throttle(_address())
+        _summarise_expired()
         now = utcnow()
-        if throttle.locked_until and throttle.locked_until > now:
-            audit.record("core.auth.failed", actor=username, result="failed", reason="address locked")
-            db.session.commit()
-            flash(_("Too many failed sign-ins from this address. Try again later."), "danger")
-            return render_template("auth/login.html", form=form), 429
+        if _waiting(throttle):
+            return _refuse_waiting(form, throttle, username)
         user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
         if user is None:
-            # verify against a dummy hash so unknown names cost the same time as known ones
-            try:
-                _hasher().verify(current_app.extensions["kehu.dummy_hash"], form.password.data)
-            except VerificationError:
-                pass
+            _burn(form.password.data)  # unknown names cost the same time as known ones
             _fail(None, throttle, username, "unknown user")
         elif user.locked_until and user.locked_until > now:
+            _burn(form.password.data)
             _fail(user, throttle, username, "account locked")
         elif not check_password(user, form.password.data):
             _fail(user, throttle, username, "password")
@@ -166,8 +226,13 @@ def login():
         # one message for every failure, so it tells nothing about which accounts exist
         flash(_("Wrong user name or password, or the account is locked."), "danger")
     elif request.method == "POST" and "csrf_token" not in form.errors:
-        # a name or password too long for the form is still a failed attempt on record
-        _fail(None, _throttle(_address()), (request.form.get("username") or "").strip(), "invalid input")
+        # a missing, too long or malformed name or password: one failed attempt on record, once
+        throttle = _throttle(_address())
+        username = (request.form.get("username") or "").strip()
+        if _waiting(throttle):
+            return _refuse_waiting(None, throttle, username)
+        _burn(request.form.get("password"))
+        _fail(None, throttle, username, "invalid input")
         flash(_("Wrong user name or password, or the account is locked."), "danger")
     return render_template("auth/login.html", form=form)
 
@@ -193,7 +258,11 @@ def password():
     if form.validate_on_submit():
         user = current_user._get_current_object()
         problem = validate_new_password(form.new.data, user.username)
-        if not check_password(user, form.current.data):
+        if user.locked_until and user.locked_until > utcnow():
+            _burn(form.current.data)
+            form.current.errors.append(_("Too many wrong passwords. Try again later."))
+        elif not check_password(user, form.current.data):
+            _wrong_current_password(user)
             form.current.errors.append(_("The current password is wrong."))
         elif problem:
             form.new.errors.append(problem)
@@ -207,6 +276,35 @@ def password():
             flash(_("Your password has been changed; other sessions were signed out."), "success")
             return redirect(url_for("main.index"))
     return render_template("auth/password.html", form=form)
+
+
+# What a user who must change their password may still reach.
+PASSWORD_CHANGE_ENDPOINTS = {"auth.password", "auth.logout", "main.language", "main.healthz", "static"}
+
+
+def force_password_change():
+    """before_request: until a one-time or reset password is changed, every page leads to the
+    change form (sign-out and static files excepted)."""
+    if not (current_user.is_authenticated and current_user.must_change_password):
+        return None
+    endpoint = request.endpoint or ""
+    if endpoint in PASSWORD_CHANGE_ENDPOINTS or endpoint.endswith(".static"):
+        return None
+    return redirect(url_for("auth.password"))
+
+
+def _wrong_current_password(user):
+    """A wrong current password counts towards the account's lock like a failed sign-in: a
+    borrowed session must not become a password-guessing oracle."""
+    cfg = current_app.config
+    user.failed_logins += 1
+    audit.record("core.auth.failed", actor=user, result="failed", reason="current password",
+                 target=user)
+    lock = _delay(user.failed_logins, cfg["LOGIN_MAX_FAILURES"], _window())
+    if lock:
+        user.locked_until = utcnow() + max(lock, timedelta(minutes=cfg["LOGIN_ACCOUNT_LOCK_MINUTES"]))
+        audit.record("core.user.locked", target=user, actor=user, result="locked")
+    db.session.commit()
 
 
 def init_app(app):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -151,7 +152,30 @@ def run(host, port):
     require_ready()
     from werkzeug.serving import run_simple
     click.echo(f"kehu on http://{host}:{port}/")
-    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False,
+               request_handler=redacting_request_handler())
+
+
+def redact_request_line(line):
+    """``GET /customers/?q=110105… HTTP/1.1`` → ``GET /customers/?… HTTP/1.1``: search terms are
+    personal data and stay out of the access log."""
+    return re.sub(r"\?[^\s]*", "?…", line, count=1)
+
+
+def redacting_request_handler():
+    from werkzeug.serving import WSGIRequestHandler
+
+    class RedactingRequestHandler(WSGIRequestHandler):
+        def log_request(self, code="-", size="-"):
+            path = self.path
+            self.path, self.requestline = path.split("?", 1)[0] + ("?…" if "?" in path else ""), \
+                redact_request_line(self.requestline)
+            try:
+                super().log_request(code, size)
+            finally:
+                self.path = path
+
+    return RedactingRequestHandler
 
 
 # --- departments and users ----------------------------------------------------------------------
@@ -309,6 +333,11 @@ def audit_verify():
                    err=True)
         sys.exit(1)
     click.echo(f"audit chain intact: {count} entries")
+    mark = audit.read_checkpoint()
+    if mark is None:
+        click.echo("no checkpoint yet: it is written with the next audited action")
+    else:  # for the security officer's own record, outside this machine
+        click.echo(f"checkpoint: entry {mark['id']} hash {mark['hash'][:16]} written {mark['at']} UTC")
 
 
 # --- module commands ------------------------------------------------------------------------------

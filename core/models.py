@@ -98,6 +98,29 @@ class RoleGrant(db.Model):
     permission = db.Column(db.String(100), nullable=False)
 
 
+class RoleChange(db.Model):
+    """A move of an account between the admin role and a data role, waiting for a second person
+    (the security role) to confirm it: an administrator alone never reaches customer data."""
+
+    __tablename__ = "core_role_change"
+
+    id = db.Column(db.Integer, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("core_user.id", ondelete="CASCADE"), nullable=False, index=True)
+    from_role = db.Column(db.String(16), nullable=False)
+    to_role = db.Column(db.String(16), nullable=False)
+    department_id = db.Column(db.Integer, db.ForeignKey("core_department.id"), nullable=True)
+    requested_by = db.Column(db.Integer, db.ForeignKey("core_user.id"), nullable=False)
+    requested_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
+    status = db.Column(db.String(16), nullable=False, default="pending")  # pending/confirmed/refused
+    decided_by = db.Column(db.Integer, db.ForeignKey("core_user.id"), nullable=True)
+    decided_at = db.Column(UTCDateTime, nullable=True)
+
+    user = db.relationship(User, foreign_keys=[user_id])
+    requester = db.relationship(User, foreign_keys=[requested_by])
+    decider = db.relationship(User, foreign_keys=[decided_by])
+    department = db.relationship(Department)
+
+
 class ModuleState(db.Model):
     """A module the administrator installed (its migrations have run)."""
 
@@ -122,11 +145,12 @@ class ModuleEnablement(db.Model):
 
 
 class LoginThrottle(db.Model):
-    """Failed sign-ins per client address, for the per-address lockout."""
+    """Failed sign-ins per client address: growing delays past a threshold, audit summaries."""
 
     __tablename__ = "core_login_throttle"
 
     address = db.Column(db.String(64), primary_key=True)
     failures = db.Column(db.Integer, nullable=False, default=0)
     window_start = db.Column(UTCDateTime, nullable=False, default=utcnow)
-    locked_until = db.Column(UTCDateTime, nullable=True)
+    locked_until = db.Column(UTCDateTime, nullable=True)  # the end of the address's current delay
+    unaudited = db.Column(db.Integer, nullable=False, default=0)  # failures still to summarise

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from core import access, audit
 from core.db import db
-from core.models import ROLES, Department, ModuleEnablement, ModuleState, RoleGrant, User
+from core.models import ROLES, Department, ModuleEnablement, ModuleState, RoleChange, RoleGrant, User, utcnow
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
@@ -69,13 +69,27 @@ def create_user(actor, username, password, role, department=None, display_name="
     return user
 
 
+def _crosses_admin_boundary(old, new):
+    return (old == "admin") != (new == "admin")
+
+
 def update_user(actor, user, *, role=None, department=None, active=None):
+    """Change an account. Nobody changes their own role; a move between the admin role and a
+    data role made in the app waits for the security role's confirmation (a RoleChange)."""
     changed = []
+    actor_role = getattr(actor, "role", "cli")  # recorded as it was before any change
     if role is not None and role != user.role:
         if role not in ROLES:
             raise ServiceError(_("Unknown role %(role)s.", role=role))
-        user.role = role
-        changed.append("role")
+        if getattr(actor, "id", None) == user.id:
+            raise ServiceError(_("You cannot change your own role."))
+        if isinstance(actor, User) and _crosses_admin_boundary(user.role, role):
+            request_role_change(actor, user, role, department)
+            changed.append("role pending")
+            role = None
+        else:
+            user.role = role
+            changed.append("role")
     if department is not None and department.id != user.department_id:
         user.department_id = department.id
         changed.append("department")
@@ -84,10 +98,47 @@ def update_user(actor, user, *, role=None, department=None, active=None):
         changed.append("active")
     if role in ("head", "sales", "service") and user.department_id is None:
         raise ServiceError(_("A %(role)s user needs a department.", role=role))
-    if changed:
+    applied = [c for c in changed if c != "role pending"]
+    if applied:
         user.rotate_session_token()  # changed rights take effect on every open session at once
-        audit.record("core.user.updated", target=user, actor=actor, fields=changed)
+        audit.record("core.user.updated", target=user, actor=actor, fields=applied, actor_role=actor_role)
     return changed
+
+
+def request_role_change(actor, user, role, department=None):
+    pending = db.session.execute(select(RoleChange).where(
+        RoleChange.user_id == user.id, RoleChange.status == "pending")).scalar_one_or_none()
+    if pending is not None:
+        raise ServiceError(_("A role change of %(name)s is already waiting for confirmation.", name=user.username))
+    change = RoleChange(user_id=user.id, from_role=user.role, to_role=role, requested_by=actor.id,
+                        department_id=department.id if department else user.department_id)
+    db.session.add(change)
+    db.session.flush()
+    audit.record("core.user.role_change_requested", target=user, actor=actor, from_role=user.role,
+                 to_role=role, request=change.id, actor_role=actor.role)
+    return change
+
+
+def decide_role_change(actor, change, confirm):
+    """The second person (core.roles.confirm, by default the security role) confirms or refuses."""
+    if change.status != "pending":
+        raise ServiceError(_("This role change has been decided already."))
+    if actor.id in (change.requested_by, change.user_id):
+        raise ServiceError(_("A role change must be confirmed by someone else than the requester and the account holder."))
+    change.status, change.decided_by, change.decided_at = ("confirmed" if confirm else "refused"), actor.id, utcnow()
+    user = change.user
+    if confirm:
+        if user.role != change.from_role:
+            raise ServiceError(_("The account's role has changed since the request; ask again."))
+        if change.to_role in ("head", "sales", "service") and change.department_id is None:
+            raise ServiceError(_("A %(role)s user needs a department.", role=change.to_role))
+        user.role, user.department_id = change.to_role, change.department_id
+        user.rotate_session_token()
+    audit.record("core.user.role_change_confirmed" if confirm else "core.user.role_change_refused",
+                 target=user, actor=actor, request=change.id, from_role=change.from_role,
+                 to_role=change.to_role, requested_by=change.requested_by, actor_role=actor.role)
+    db.session.flush()
+    return change
 
 
 # --- modules --------------------------------------------------------------------------------------
@@ -137,7 +188,7 @@ def grant_defaults(module):
         if perm.module != module:
             continue
         for role in perm.roles:
-            if (role, perm.name) not in existing:
+            if (role, perm.name) not in existing and access.grantable(role, perm.name):
                 db.session.add(RoleGrant(role=role, permission=perm.name))
 
 
@@ -196,6 +247,10 @@ def set_grants(actor, role, permissions):
     unknown = sorted(set(permissions) - set(declared))
     if unknown:
         raise ServiceError(_("Unknown permissions: %(names)s.", names=", ".join(unknown)))
+    forbidden = sorted(p for p in permissions if not access.grantable(role, p))
+    if forbidden:
+        raise ServiceError(_("The administrator role never holds customer-data or audit permissions: "
+                             "%(names)s.", names=", ".join(forbidden)))
     current = {g.permission: g for g in db.session.execute(
         select(RoleGrant).where(RoleGrant.role == role)).scalars()}
     added = sorted(set(permissions) - set(current))

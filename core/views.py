@@ -13,7 +13,7 @@ from core.access import require, signed_in
 from core.audit import AuditEntry
 from core.db import db
 from core.i18n import LOCALES
-from core.models import ROLE_LABELS, ROLES, Department, ModuleEnablement, RoleGrant, User
+from core.models import ROLE_LABELS, ROLES, Department, ModuleEnablement, RoleChange, RoleGrant, User
 from core.modules import MenuItem, Permission
 
 CORE_PERMISSIONS = (
@@ -25,10 +25,15 @@ CORE_PERMISSIONS = (
     Permission("core.users.manage", {"zh_CN": "管理用户", "en": "Manage users"}, ("admin",)),
     Permission("core.departments.manage", {"zh_CN": "管理部门", "en": "Manage departments"}, ("admin",)),
     Permission("core.audit.view", {"zh_CN": "查看审计日志", "en": "View the audit trail"}, ("security",)),
+    Permission("core.roles.confirm", {"zh_CN": "确认管理员与业务角色之间的变更",
+                                      "en": "Confirm moves between the administrator and data roles"},
+               ("security",)),
 )
 
 CORE_MENUS = (
     MenuItem("core.audit", {"zh_CN": "审计日志", "en": "Audit trail"}, "audit.trail", "core.audit.view", 800),
+    MenuItem("core.role_changes", {"zh_CN": "角色变更确认", "en": "Role changes"}, "admin.role_changes",
+             "core.roles.confirm", 810),
     MenuItem("core.modules", {"zh_CN": "模块管理", "en": "Modules"}, "admin.modules", "core.modules.view", 900),
     MenuItem("core.users", {"zh_CN": "用户", "en": "Users"}, "admin.users", "core.users.manage", 910),
     MenuItem("core.departments", {"zh_CN": "部门", "en": "Departments"}, "admin.departments",
@@ -172,14 +177,39 @@ def update_user(user_id):
     f = request.form
     try:
         dept = db.session.get(Department, int(f["department_id"])) if f.get("department_id") else None
-        services.update_user(current_user, user, role=f.get("role") or None, department=dept,
-                             active=f.get("active") == "1")
+        changed = services.update_user(current_user, user, role=f.get("role") or None, department=dept,
+                                       active=f.get("active") == "1")
+        db.session.commit()
+        if "role pending" in changed:
+            flash(_("The role change waits for confirmation by the security officer."), "warning")
+        else:
+            flash(_("Saved."), "success")
+    except services.ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    return redirect(url_for("admin.users"))
+
+
+@admin.route("/role-changes")
+@require("core.roles.confirm")
+def role_changes():
+    rows = db.session.execute(select(RoleChange).order_by(RoleChange.status != "pending", RoleChange.id.desc())
+                              .limit(100)).scalars().all()
+    return render_template("admin/role_changes.html", changes=rows, role_labels=ROLE_LABELS)
+
+
+@admin.route("/role-changes/<int:change_id>/<any(confirm, refuse):decision>", methods=["POST"])
+@require("core.roles.confirm", kind="action")
+def decide_role_change(change_id, decision):
+    change = db.session.get(RoleChange, change_id) or abort(404)
+    try:
+        services.decide_role_change(current_user, change, decision == "confirm")
         db.session.commit()
         flash(_("Saved."), "success")
     except services.ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "danger")
-    return redirect(url_for("admin.users"))
+    return redirect(url_for("admin.role_changes"))
 
 
 @admin.route("/departments", methods=["GET", "POST"])

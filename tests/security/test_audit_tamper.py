@@ -109,15 +109,44 @@ def test_every_column_of_every_row_edited_is_found(app, chain):
     assert missed == []
 
 
-def test_every_deleted_row_but_the_last_is_found(app, chain):
+def test_every_deleted_row_is_found_the_last_ones_through_the_checkpoint(app, chain):
     for row in chain[:-1]:
         with tampered(app) as conn:
             conn.execute(delete(T).where(T.c.id == row["id"]))
             _count, broken = verify_on(conn)
         assert broken is not None and broken[0] == row["id"] + 1, row["id"]
-    with tampered(app) as conn:  # the known limit: a cut tail is a shorter valid chain
-        conn.execute(delete(T).where(T.c.id == chain[-1]["id"]))
-        assert verify_on(conn) == (ROWS - 1, None)
+    for cut in (1, 3, ROWS):  # the newest entry, the three newest, all of them
+        with tampered(app) as conn:
+            conn.execute(delete(T).where(T.c.id > ROWS - cut))
+            count, broken = verify_on(conn)
+        assert count == ROWS - cut and broken is not None and broken[0] == ROWS - cut + 1, cut
+        assert "newest entries were removed" in broken[1]
+
+
+def test_a_trail_rebuilt_from_a_reset_sequence_is_found(app, chain):
+    """Everything deleted and the same number of entries written again with a fresh chain: each
+    entry is valid, but the head is not the one the checkpoint holds."""
+    with tampered(app) as conn:
+        conn.execute(delete(T))
+        prev = audit.GENESIS
+        for row in chain:
+            entry = AuditEntry(**{**row, "details": '{"rewritten": true}', "prev_hash": prev, "hash": ""})
+            entry.hash = audit._mac(prev, entry.canonical())
+            conn.execute(insert(T).values({c: getattr(entry, c) for c in T.columns.keys()}))
+            prev = entry.hash
+        count, broken = verify_on(conn)
+    assert count == ROWS and broken == (ROWS, "differs from the checkpoint: the trail was rebuilt")
+
+
+def test_an_altered_checkpoint_file_is_reported(app, chain):
+    path = app.config["AUDIT_CHECKPOINT_FILE"]
+    doc = json.loads(open(path).read())
+    doc["id"] = ROWS - 2  # moved back to hide a cut tail
+    with open(path, "w") as out:
+        json.dump(doc, out)
+    with tampered(app) as conn:
+        count, broken = verify_on(conn)
+    assert broken is not None and broken[0] == 0 and "checkpoint" in broken[1] and "altered" in broken[1]
 
 
 @pytest.mark.parametrize("renumbered", [True, False])
