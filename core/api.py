@@ -11,7 +11,8 @@ data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
                  safe_local_url, is_enabled
-audit            audit.record(action, target=..., **details), audit.count(action, actor=, since=)
+audit            audit.record(action, target=..., **details), audit.count(action, actor=, since=),
+                 AuditTarget (what the core.audit_targets hook returns)
 hooks            hooks.call(name, *args, department_id=...), hooks.contributions(name, ...)
 PDF              pdf.render(template, **context), pdf.response(template, filename=..., action=...,
                  target=..., fallback=..., **context), PdfError
@@ -20,6 +21,7 @@ validation       validation.* (身份证, 统一社会信用代码, phone, e-mai
 services         ServiceError, department_by_code, deactivate_user
 CLI              cli_actor(), cli_fail(message), cli_ready()
 settings         module_setting(module, name, default), upload_folder(module)
+files            csv_response(header, rows, filename), neutralise(text): formula-safe CSV for Excel
 language         pick({"zh_CN": …, "en": …}) → the text in the user's language
 """
 from __future__ import annotations
@@ -55,6 +57,9 @@ _EXPORTS = {
     "cli_actor": ("core.cli", None), "cli_fail": ("core.cli", "fail"),
     "cli_ready": ("core.cli", "require_ready"),
     "module_setting": ("core.settings", None), "upload_folder": ("core.settings", None),
+    # files for Excel, audit trail targets
+    "csv_response": ("core.exports", None), "neutralise": ("core.exports", None),
+    "AuditTarget": ("core.audit", None),
 }
 
 # Namespaces: a module calls ``audit.record(...)``, ``crypto.encrypt(...)``, ``pdf.render(...)``.

@@ -15,6 +15,8 @@ import logging
 import os
 import tempfile
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app, g, has_app_context, has_request_context, request
@@ -34,6 +36,10 @@ CORE_ACTIONS = {
     "core.access.denied": ("拒绝访问（无权限）", "Access refused (no permission)"),
     "core.access.row_denied": ("拒绝访问（超出范围的记录）", "Access refused (record out of remit)"),
     "core.audit.viewed": ("查看审计日志", "Audit trail viewed"),
+    "core.audit.exported": ("导出审计日志", "Audit trail exported"),
+    "core.audit.verified": ("校验审计链", "Audit chain verified"),
+    "core.user.password_reset": ("重置密码", "Password reset"),
+    "core.user.profile_changed": ("修改个人资料", "Profile changed"),
     "core.auth.failed": ("登录失败", "Sign-in failed"),
     "core.auth.failures_summarised": ("登录失败汇总", "Sign-in failures summarised"),
     "core.auth.signed_in": ("登录", "Signed in"),
@@ -56,6 +62,18 @@ CORE_ACTIONS = {
     "core.user.role_change_confirmed": ("确认角色变更", "Role change confirmed"),
     "core.user.role_change_refused": ("拒绝角色变更", "Role change refused"),
 }
+
+
+@dataclass(frozen=True)
+class AuditTarget:
+    """How the audit trail page shows and finds the rows of one table (the core.audit_targets
+    hook): ``describe(ids) -> {id: text}`` names them for people (a customer number, not an id),
+    ``find(text) -> [id]`` turns what a person types (a customer number) into ids to filter by."""
+
+    target_type: str
+    label: dict
+    describe: Callable
+    find: Callable
 
 
 def declare(action):

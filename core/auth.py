@@ -275,7 +275,30 @@ def password():
             login_user(user)
             flash(_("Your password has been changed; other sessions were signed out."), "success")
             return redirect(url_for("main.index"))
-    return render_template("auth/password.html", form=form)
+    return render_template("auth/password.html", form=form, min_length=MIN_PASSWORD)
+
+
+class ProfileForm(FlaskForm):
+    display_name = StringField(_l("Name"), validators=[DataRequired(), CleanText("name"), Length(max=100)])
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@signed_in(kind="form")
+def account():
+    """The user's own account: the name colleagues see; the password has its own page."""
+    from core import services
+    user = current_user._get_current_object()
+    form = ProfileForm(data={"display_name": user.display_name})
+    if form.validate_on_submit():
+        try:
+            services.change_display_name(user, form.display_name.data)
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("auth.account"))
+        except services.ServiceError as exc:
+            db.session.rollback()
+            form.display_name.errors.append(str(exc))
+    return render_template("auth/account.html", form=form, user=user)
 
 
 # What a user who must change their password may still reach.

@@ -27,7 +27,8 @@ def create(echo):
     echo("demo users (shown once):")
     for username, role, code, name in USERS:
         password = secrets.token_urlsafe(9)
-        users[username] = services.create_user(actor, username, password, role, depts.get(code), name)
+        users[username] = services.create_user(actor, username, password, role, depts.get(code), name,
+                                               must_change=True)  # printed once: one-time, as the README says
         echo(f"  {username:10} {role:9} {code or '-':8} {password}")
     for name, info in current_app.extensions["kehu.modules"].items():
         if not info.manifest.required and services.installed_state(name) is None:

@@ -15,6 +15,9 @@ CORE_HOOKS = (
     HookSpec("core.reindex", "reindex() -> {str: int}",
              "kehu keys rotate: recompute the module's blind indexes under the new index key; "
              "returns counts to print."),
+    HookSpec("core.audit_targets", "audit_targets() -> [AuditTarget]",
+             "The audit trail page: how rows of the module's tables are named for people and "
+             "found from what they type (e.g. customer numbers)."),
 )
 
 

@@ -105,6 +105,34 @@ def update_user(actor, user, *, role=None, department=None, active=None):
     return changed
 
 
+def reset_password(actor, user):
+    """A new one-time password for ``user`` (shown once to the administrator): the account is
+    unlocked, every session of it ends, and the password must be changed at the next sign-in."""
+    import secrets
+
+    from core.auth import hash_password
+    if getattr(actor, "id", None) == user.id:
+        raise ServiceError(_("Change your own password on the password page."))
+    password = secrets.token_urlsafe(9)
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    user.failed_logins, user.locked_until = 0, None
+    user.rotate_session_token()
+    audit.record("core.user.password_reset", target=user, actor=actor)
+    db.session.flush()
+    return password
+
+
+def change_display_name(actor, name):
+    name = (name or "").strip()
+    if not name or len(name) > 100 or any(not c.isprintable() for c in name):
+        raise ServiceError(_("The name must have 1-100 printable characters."))
+    if name != actor.display_name:
+        actor.display_name = name
+        audit.record("core.user.profile_changed", target=actor, actor=actor, fields=["display_name"])
+    return name
+
+
 def request_role_change(actor, user, role, department=None):
     pending = db.session.execute(select(RoleChange).where(
         RoleChange.user_id == user.id, RoleChange.status == "pending")).scalar_one_or_none()

@@ -1,16 +1,13 @@
 """The core's pages: home, health, language, administration and the audit trail viewer."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select, text
 
-from core import access, audit, services
+from core import access, services
 from core.access import require, signed_in
-from core.audit import AuditEntry
 from core.db import db
 from core.i18n import LOCALES
 from core.models import ROLE_LABELS, ROLES, Department, ModuleEnablement, RoleChange, RoleGrant, User
@@ -43,7 +40,6 @@ CORE_MENUS = (
 
 main = Blueprint("main", __name__)
 admin = Blueprint("admin", __name__, url_prefix="/admin")
-audit_bp = Blueprint("audit", __name__, url_prefix="/audit")
 
 
 @main.route("/")
@@ -190,6 +186,21 @@ def update_user(user_id):
     return redirect(url_for("admin.users"))
 
 
+@admin.route("/users/<int:user_id>/reset-password", methods=["POST"])
+@require("core.users.manage", kind="action")
+def reset_password(user_id):
+    user = db.session.get(User, user_id) or abort(404)
+    try:
+        password = services.reset_password(current_user, user)
+        db.session.commit()
+    except services.ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+        return redirect(url_for("admin.users"))
+    # shown on this page only, never put in the (signed, not encrypted) session cookie
+    return render_template("admin/password_reset.html", user=user, password=password)
+
+
 @admin.route("/role-changes")
 @require("core.roles.confirm")
 def role_changes():
@@ -229,48 +240,6 @@ def departments():
     return render_template("admin/departments.html", departments=rows, counts=counts)
 
 
-# --- audit trail ----------------------------------------------------------------------------------
-
-def _parse_day(value, end=False):
-    try:
-        day = datetime.strptime(value, "%Y-%m-%d").date()
-    except (TypeError, ValueError):
-        return None
-    return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
-
-
-@audit_bp.route("/")
-@require("core.audit.view")
-def trail():
-    args = request.args
-    stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
-    if args.get("actor"):
-        stmt = stmt.where(AuditEntry.actor == args["actor"].strip())
-    if args.get("action"):
-        stmt = stmt.where(AuditEntry.action.startswith(args["action"].strip(), autoescape=True))
-    if args.get("target_id"):
-        stmt = stmt.where(AuditEntry.target_id == args["target_id"].strip())
-    if args.get("result"):
-        stmt = stmt.where(AuditEntry.result == args["result"].strip())
-    since, until = _parse_day(args.get("since")), _parse_day(args.get("until"), end=True)
-    if since:
-        stmt = stmt.where(AuditEntry.at >= since)
-    if until:
-        stmt = stmt.where(AuditEntry.at <= until)
-    before = args.get("before", type=int)
-    if before:
-        stmt = stmt.where(AuditEntry.id < before)  # keyset paging: no OFFSET scans
-    page_size = current_app.config["PAGE_SIZE"]
-    entries = db.session.execute(stmt.limit(page_size + 1)).scalars().all()
-    more = len(entries) > page_size
-    entries = entries[:page_size]
-    filters = {k: v for k, v in args.items() if v and k != "before"}
-    older_url = url_for("audit.trail", **filters, before=entries[-1].id) if more else None
-    audit.record("core.audit.viewed", filters=filters)
-    db.session.commit()
-    return render_template("audit/trail.html", entries=entries, older_url=older_url, args=args)
-
-
 def init_app(app):
     from core import menus
     for perm in CORE_PERMISSIONS:
@@ -279,4 +248,5 @@ def init_app(app):
         menus.add(app, item)
     app.register_blueprint(main)
     app.register_blueprint(admin)
-    app.register_blueprint(audit_bp)
+    from core import audit_views
+    app.register_blueprint(audit_views.bp)

@@ -26,7 +26,7 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
-    from . import api, cli, hook_specs, io_views, models, permissions, services, views  # noqa: F401 - io_views adds routes to views.bp
+    from . import api, audit_targets, cli, hook_specs, io_views, models, permissions, services, views  # noqa: F401 - io_views adds routes to views.bp
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -40,3 +40,4 @@ def setup(reg):
     reg.cli(cli.group)
     reg.hook("core.demo", cli.demo_data)
     reg.hook("core.reindex", services.reindex)
+    reg.hook("core.audit_targets", audit_targets.audit_targets)

@@ -246,7 +246,7 @@ def test_the_audit_page_filters_for_the_security_officer(app, client, login_as, 
     assert "<code>core.auth.signed_in</code>" not in page
 
     page = client.get("/audit/", query_string={"actor": "officer"}).get_data(as_text=True)
-    assert "<code>core.auth.signed_in</code>" in page and "core.department.created" not in page
+    assert "<code>core.auth.signed_in</code>" in page and "<code>core.department.created</code>" not in page
 
     page = client.get("/audit/", query_string={"result": "denied"}).get_data(as_text=True)
     assert 'colspan="8"' in page  # no entries

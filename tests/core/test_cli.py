@@ -144,7 +144,10 @@ def test_init_demo_prints_the_demo_users(tmp_path, monkeypatch):
         assert db.session.get(ModuleState, "notices") is not None
 
     client = app.test_client()
-    assert client.post("/login", data={"username": "sales1", "password": users["sales1"]}).status_code == 302
+    signed_in = client.post("/login", data={"username": "sales1", "password": users["sales1"]})
+    assert signed_in.headers["Location"].endswith("/account/password")  # the printed password is one-time
+    client.post("/account/password", data={"current": users["sales1"], "new": "Own-choice-2026",
+                                           "confirm": "Own-choice-2026"})
     assert client.get("/notices/").status_code == 200
     again = CliRunner().invoke(main, ["init", "--demo"], obj=ScriptInfo(create_app=lambda: app))
     assert again.exit_code == 0 and "demo data exists already" in again.output
