@@ -13,7 +13,8 @@ access           require, public, signed_in, can, deny, scoped, get_or_404, deny
                  safe_local_url, is_enabled
 audit            audit.record(action, target=..., **details), audit.count(action, actor=, since=),
                  AuditTarget (what the core.audit_targets hook returns)
-hooks            hooks.call(name, *args, department_id=...), hooks.contributions(name, ...)
+hooks            hooks.call(name, *args, department_id=...), hooks.contributions(name, ...),
+                 WorkItem (what the core.work_items hook returns)
 PDF              pdf.render(template, **context), pdf.response(template, filename=..., action=...,
                  target=..., fallback=..., **context), PdfError
 validation       validation.* (身份证, 统一社会信用代码, phone, e-mail, masks, form field filters),
@@ -59,7 +60,7 @@ _EXPORTS = {
     "module_setting": ("core.settings", None), "upload_folder": ("core.settings", None),
     # files for Excel, audit trail targets
     "csv_response": ("core.exports", None), "neutralise": ("core.exports", None),
-    "AuditTarget": ("core.audit", None),
+    "AuditTarget": ("core.audit", None), "WorkItem": ("core.hooks", None),
 }
 
 # Namespaces: a module calls ``audit.record(...)``, ``crypto.encrypt(...)``, ``pdf.render(...)``.

@@ -4,9 +4,22 @@ The offering module declares each hook with ``reg.offers_hook(HookSpec(...))`` (
 ``core.*`` hooks below); a contribution to a hook nobody offers stops start-up. A contribution
 only runs for a department that has the contributing module enabled, so a disabled module
 vanishes from other modules' pages too (e.g. the customer timeline)."""
+from dataclasses import dataclass
+
 from flask import current_app
 
 from core.modules import HookSpec
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One line of the home page's work queue. ``level``: "danger" (overdue), "warning" (due
+    soon or waiting for the user) or "info"."""
+
+    label: str
+    count: int
+    url: str
+    level: str = "info"
 
 # The hooks core itself calls.
 CORE_HOOKS = (
@@ -15,6 +28,10 @@ CORE_HOOKS = (
     HookSpec("core.reindex", "reindex() -> {str: int}",
              "kehu keys rotate: recompute the module's blind indexes under the new index key; "
              "returns counts to print."),
+    HookSpec("core.work_items", "work_items(user) -> [WorkItem]",
+             "The home page's work queue: what the user has to do now in this module, as counts "
+             "with a link (approvals to give, overdue items, records to complete). Called for the "
+             "modules the user's department has enabled; items with a count of 0 are not shown."),
     HookSpec("core.audit_targets", "audit_targets() -> [AuditTarget]",
              "The audit trail page: how rows of the module's tables are named for people and "
              "found from what they type (e.g. customer numbers)."),

@@ -45,7 +45,14 @@ admin = Blueprint("admin", __name__, url_prefix="/admin")
 @main.route("/")
 @signed_in
 def index():
-    return render_template("index.html")
+    """The work queue: what each module the department uses has for this user to do now."""
+    from core import hooks
+    order = {"danger": 0, "warning": 1, "info": 2}
+    items = [item for _module, found in hooks.call("core.work_items", current_user._get_current_object(),
+                                                   department_id=current_user.department_id)
+             for item in found or () if item.count]
+    items.sort(key=lambda i: (order.get(i.level, 3), -i.count))
+    return render_template("index.html", work=items)
 
 
 @main.route("/healthz")

@@ -23,7 +23,7 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
-    from . import hooks, menus, models, permissions, services, views
+    from . import hooks, menus, models, permissions, services, views, work
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -34,3 +34,4 @@ def setup(reg):
     reg.hook("customers.panels", hooks.panels)
     reg.hook("customers.timeline", hooks.timeline)
     reg.hook("customers.handover", hooks.handover)
+    reg.hook("core.work_items", work.work_items)

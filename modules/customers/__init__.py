@@ -26,7 +26,7 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
-    from . import api, audit_targets, cli, hook_specs, io_views, models, permissions, services, views  # noqa: F401 - io_views adds routes to views.bp
+    from . import api, audit_targets, cli, hook_specs, io_views, models, permissions, services, views, work  # noqa: F401 - io_views adds routes to views.bp
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -41,3 +41,4 @@ def setup(reg):
     reg.hook("core.demo", cli.demo_data)
     reg.hook("core.reindex", services.reindex)
     reg.hook("core.audit_targets", audit_targets.audit_targets)
+    reg.hook("core.work_items", work.work_items)
