@@ -29,7 +29,6 @@ AUDIT_ACTIONS = (
     AuditAction("complaints.complaint.created", {"zh_CN": "登记投诉", "en": "Complaint registered"}),
     AuditAction("complaints.complaint.updated", {"zh_CN": "修改投诉", "en": "Complaint edited"}),
     AuditAction("complaints.complaint.step", {"zh_CN": "投诉处理步骤", "en": "Complaint workflow step"}),
-    AuditAction("complaints.complaint.viewed", {"zh_CN": "查看投诉", "en": "Complaint viewed"}),
     AuditAction("complaints.complaint.filed", {"zh_CN": "投诉处理单归档", "en": "Complaint form filed in the archive"}),
     AuditAction("complaints.form.printed", {"zh_CN": "打印投诉处理单", "en": "Complaint form printed"}),
     AuditAction("complaints.attachment.added", {"zh_CN": "上传投诉附件", "en": "Complaint attachment added"}),
