@@ -16,7 +16,15 @@ manifest = Manifest(
 )
 
 # documents_of(customer_id) -> [Document]: no scope check, callers check the customer first.
-EXPORTS = {"documents_of": "services", "DOC_TYPES": "models"}
+# create_document(actor, customer, data) -> Document: register a document under the next DA number
+#     (audited); data: doc_type (a DOC_TYPES key), title, doc_date, keeper_id (an active colleague
+#     of the customer's department), storage_location, amount. No scope check: the caller checks
+#     the customer is in the actor's remit first. Raises ArchiveError on bad input.
+# add_attachment(actor, doc, filename, data) -> (attachment, path): content-check, encrypt and
+#     store a file of that document (audited); the caller commits, and on a failed commit removes
+#     ``path`` with remove_files([path]).
+EXPORTS = {"documents_of": "services", "DOC_TYPES": "models", "create_document": "services",
+           "add_attachment": "services", "remove_files": "services", "ArchiveError": "services"}
 
 
 __getattr__ = lazy_exports(__name__, EXPORTS)

@@ -11,8 +11,11 @@ manifest = Manifest(
     title={"zh_CN": "客户分级", "en": "Customer grading"},
     summary={"zh_CN": "按部门规则将客户分为重要或一般，支持负责人人工调整（需说明理由）并保留历史",
              "en": "Important/ordinary grades by department rules, overrides with a reason, history"},
-    depends=("customers",), uses=("complaints",),
+    depends=("customers",),
 )
+# Grading calls the hook complaints.open_counts but neither imports complaints nor contributes
+# to its hooks, so it does not list complaints in ``uses``: complaints uses grading (for 重要
+# customers' deadlines), and a ``uses`` in both directions would be a load-order cycle.
 
 # What other modules may use:
 #   grade_of(customer_id) -> "important" | "ordinary" | None
