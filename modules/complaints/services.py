@@ -813,16 +813,3 @@ def stats(department_id, start, end, now=None):
         "satisfaction_mean": round(sum(scores) / len(scores), 2) if scores else None,
     }
 
-
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\0")
-
-
-def csv_cell(value):
-    """A CSV cell that no spreadsheet evaluates: text starting with a formula trigger gets a
-    leading apostrophe (ASVS 5.0 1.2.10); numbers stay numbers."""
-    if value is None:
-        return ""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text

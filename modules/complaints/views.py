@@ -3,17 +3,29 @@ render. Every route declares its permission; complaints and customers outside th
 answer 404 (audited); a step the user may not take answers 403 (audited)."""
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.api import audit, can, db, deny, deny_row, get_or_404, pdf, pick, require, scoped, utcnow
+from core.api import (
+    audit,
+    can,
+    csv_response,
+    db,
+    deny,
+    deny_row,
+    get_or_404,
+    pdf,
+    pick,
+    require,
+    scoped,
+    utcnow,
+)
 from modules.customers import Customer, scoped_customers
 
 from . import charts, services
@@ -385,28 +397,17 @@ def stats():
 def stats_csv():
     start, end, start_text, end_text = _period()
     figures = services.stats(current_user.department_id, start, end)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    cell = services.csv_cell
-    writer.writerow(["统计项", "分组", "数量"])
     names = {"month": "月份", "category": "类别", "channel": "渠道", "severity": "严重程度", "handler": "处理人"}
-    for key, name in names.items():
-        for label, n in figures["by"][key].items():
-            writer.writerow([name, cell(label), n])
-    for score, n in figures["satisfaction"].items():
-        writer.writerow(["满意度", score, n])
-    writer.writerow(["投诉总数", "", figures["total"]])
-    writer.writerow(["首次响应时间中位数（小时）", "", cell(figures["median_response_hours"])])
-    writer.writerow(["解决时间中位数（小时）", "", cell(figures["median_resolution_hours"])])
-    writer.writerow(["超期占比（%）", "", cell(figures["overdue_share"])])
-    writer.writerow(["平均满意度", "", cell(figures["satisfaction_mean"])])
+    rows = [(name, label, n) for key, name in names.items() for label, n in figures["by"][key].items()]
+    rows += [("满意度", score, n) for score, n in figures["satisfaction"].items()]
+    rows += [("投诉总数", "", figures["total"]),
+             ("首次响应时间中位数（小时）", "", figures["median_response_hours"]),
+             ("解决时间中位数（小时）", "", figures["median_resolution_hours"]),
+             ("超期占比（%）", "", figures["overdue_share"]),
+             ("平均满意度", "", figures["satisfaction_mean"])]
     audit.record("complaints.stats.exported", target_type="core_department", target_id=current_user.department_id,
                  start=start_text, end=end_text, total=figures["total"])
     db.session.commit()
-    data = "\ufeff" + out.getvalue()
-    filename = f"complaints-stats-{start_text}-{end_text}.csv"
-    return Response(data, mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return csv_response(["统计项", "分组", "数量"], rows, f"投诉统计-{start_text}-{end_text}.csv")
 
 
