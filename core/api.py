@@ -24,6 +24,8 @@ CLI              cli_actor(), cli_fail(message), cli_ready()
 settings         module_setting(module, name, default), upload_folder(module)
 files            csv_response(header, rows, filename), neutralise(text): formula-safe CSV for Excel
 language         pick({"zh_CN": …, "en": …}) → the text in the user's language
+time             to_local(dt), local_now(), local_today(): the company's zone (KEHU_TIMEZONE);
+                 in templates |local_datetime and |local_date. Store UTC, show local.
 """
 from __future__ import annotations
 
@@ -51,7 +53,8 @@ _EXPORTS = {
     "ownership_rule": ("core.access", None),
     "safe_local_url": ("core.access", None), "is_enabled": ("core.enablement", None),
     # PDF, validation, services
-    "pick": ("core.i18n", None), "PdfError": ("core.pdf", None), "ValidationError": ("core.validation", None),
+    "pick": ("core.i18n", None), "to_local": ("core.i18n", None), "local_now": ("core.i18n", None),
+    "local_today": ("core.i18n", None), "PdfError": ("core.pdf", None), "ValidationError": ("core.validation", None),
     "ServiceError": ("core.services", None), "department_by_code": ("core.services", None),
     "deactivate_user": ("core.services", None),
     # CLI and settings

@@ -81,7 +81,7 @@ def _defaults(app):
         SECRET_KEY_FILE=os.environ.get("KEHU_SECRET_KEY_FILE") or str(inst / "secret.key"),
         MASTER_KEY_FILE=os.environ.get("KEHU_MASTER_KEY_FILE") or str(inst / "master.key"),
         COMPANY_NAME=os.environ.get("KEHU_COMPANY_NAME", "kehu"),
-        BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
+        BABEL_DEFAULT_TIMEZONE=os.environ.get("KEHU_TIMEZONE") or "Asia/Shanghai",
         UPLOAD_FOLDER=str(inst / "uploads"),
         TRUSTED_PROXIES=_trusted_proxies(),  # e.g. KEHU_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8
         AUDIT_CHECKPOINT_FILE=os.environ.get("KEHU_AUDIT_CHECKPOINT_FILE") or str(inst / "audit.checkpoint"),
@@ -169,6 +169,8 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
     app.after_request(_security_headers)
     _error_pages(app)
     app.context_processor(_template_globals)
+    app.add_template_filter(i18n.local_datetime, "local_datetime")
+    app.add_template_filter(i18n.local_date, "local_date")
     if app.extensions.get("kehu.keyring") is not None:
         from core import pdf
         pdf.init_app(app)

@@ -23,6 +23,52 @@ def select_locale():
     return DEFAULT_LOCALE
 
 
+# --- the company's time zone: stored times are UTC, shown times are local ----------------------
+
+def company_timezone():
+    """KEHU_TIMEZONE (default Asia/Shanghai): the zone of every time shown, in pages, PDFs,
+    exports, file names and the audit log."""
+    from zoneinfo import ZoneInfo
+
+    from flask import current_app
+    return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+
+
+def to_local(value):
+    """A stored (UTC) datetime in the company's zone; naive values are taken as UTC."""
+    from datetime import UTC
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(company_timezone())
+
+
+def local_now():
+    from datetime import datetime
+    return datetime.now(company_timezone())
+
+
+def local_today():
+    """Today's date in the company's zone (not the server's, not UTC)."""
+    return local_now().date()
+
+
+def local_datetime(value, fmt="%Y-%m-%d %H:%M"):
+    """Jinja filter ``|local_datetime``: "2026-12-01 09:30" in the company's zone; dates pass."""
+    from datetime import datetime
+    if value is None:
+        return ""
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    return to_local(value).strftime(fmt)
+
+
+def local_date(value):
+    """Jinja filter ``|local_date``: the company's calendar day of a stored time (or a date)."""
+    return local_datetime(value, "%Y-%m-%d")
+
+
 def current_locale():
     locale = get_locale()
     return "en" if locale is not None and locale.language == "en" else "zh_CN"

@@ -4,8 +4,6 @@ Uploads are checked by content (an XLSX is a zip, a CSV must decode as UTF-8) an
 MAX_CONTENT_LENGTH (Flask answers 413 above it)."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -16,7 +14,7 @@ from wtforms import BooleanField, RadioField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from core.api import User, can, db, pick, require
+from core.api import User, can, db, local_now, pick, require
 
 from . import handover as handover_service
 from . import io
@@ -104,7 +102,7 @@ def export_customers():
             db.session.rollback()
             problem = str(exc)
         else:
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            stamp = local_now().strftime("%Y%m%d-%H%M%S")  # the company's time, as on every page
             kind = "marketing" if form.marketing.data else "customers"
             return _download(data, f"kehu-{kind}-{stamp}.{fmt}", fmt)
     status = 400 if request.method == "POST" else 200

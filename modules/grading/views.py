@@ -4,7 +4,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from core.api import can, db, hooks, pick, require, safe_local_url
+from core.api import can, db, hooks, pick, require, safe_local_url, to_local
 from modules.customers import get_customer
 
 from . import rules as R
@@ -35,7 +35,8 @@ def chart_data(department):
     last = dist["last_computed_at"]
     return {"department": {"code": department.code, "name": department.name}, "total": total,
             "graded": dist["graded"], "rule_version": rules.version, "rules": rules.thresholds(),
-            "last_computed_at": last.isoformat() if last else None, "bars": bars}
+            "last_computed_at": last.isoformat() if last else None,
+            "last_computed_local": to_local(last).strftime("%Y-%m-%d %H:%M") if last else None, "bars": bars}
 
 
 def _complaints_counted(department):
