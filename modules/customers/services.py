@@ -51,6 +51,7 @@ TRANSACTION_CHANNELS = {
 }
 # Non-personal attributes a caller may set alongside the fields of fields.py.
 EXTRA_KEYS = ("source", "tags", "status")
+NOT_NULL_KEYS = ("tags",)  # cleared to "", not None (the column is NOT NULL)
 MAX_TAGS = 200
 MAX_REASON = 500
 MAX_AMOUNT = Decimal("999999999999.99")
@@ -481,7 +482,8 @@ def update_customer(actor, customer, data, expected_version, *, owner=None, cons
     if errors:
         raise InvalidData(errors)
     for key in changed:
-        setattr(customer, key, clean[key])
+        value = clean[key]
+        setattr(customer, key, "" if value is None and key in NOT_NULL_KEYS else value)
     if new_owner is not None and new_owner.id != customer.owner_id:
         customer.owner_id, customer.department_id = new_owner.id, new_owner.department_id
         changed.append("owner")

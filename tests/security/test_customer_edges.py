@@ -65,3 +65,24 @@ def test_the_handover_form_offers_only_sales_and_service_staff(world, handover_p
     html = world.client("ha").get("/customers/handover").get_data(as_text=True)
     offered = {int(v) for v in re.findall(r'<option value="(\d+)"', html)}
     assert offered == {world.users[n] for n in ("a1", "a2", "sa", "ho_sales")}
+
+
+# --- point 11: clearing the tags; the CSV content type ----------------------------------------------
+
+def test_clearing_the_tags_on_the_edit_form_saves(world):
+    with world.app.app_context():
+        customer = customers.create_customer(world.user("a1"), {"kind": "person", "name": "标签客户",
+                                                                "tags": "重点,老客户"})
+        db.session.commit()
+        customer_id, version = customer.id, customer.version
+    response = world.client("a1").post(f"/customers/{customer_id}/edit", data={
+        "name": "标签客户", "tags": "", "version": str(version), "owner_id": str(world.users["a1"])})
+    assert response.status_code == 302
+    with world.app.app_context():
+        assert db.session.get(Customer, customer_id).tags == ""
+
+
+def test_the_csv_export_names_its_charset_once(world):
+    response = world.client("ha").post("/customers/export", data={"reason": "核对", "fmt": "csv"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
