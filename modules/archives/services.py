@@ -218,13 +218,17 @@ class ArchiveAccess:
 
 
 def archive_access(customer_id, actor, *, allow_grant=True) -> ArchiveAccess:
-    """The customer whose archive the actor may open, or 404 as if it did not exist."""
+    """The customer whose archive the actor may open, or 404 as if it did not exist.
+
+    The rule that refuses a request for the archive of a department that does not use this
+    module (`create_request`) also holds when the archive is read: once the customer's
+    department disables archives, neither its staff nor a requester holding an approval open it."""
     customer = customer_in_remit(customer_id, actor)
-    if customer is not None:
+    if customer is not None and is_enabled(MODULE, customer.department_id):
         return ArchiveAccess(customer, None)
-    if allow_grant:
+    if customer is None and allow_grant:
         grant, noted = _grants(customer_id, actor)
-        if grant is not None:
+        if grant is not None and is_enabled(MODULE, grant.customer.department_id):
             return ArchiveAccess(grant.customer, grant)
         if noted:
             db.session.commit()  # keep the expiry entries just written; the 404 rolls back otherwise
