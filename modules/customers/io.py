@@ -212,8 +212,33 @@ def _csv_rows(data: bytes):
     yield from csv.reader(io.StringIO(text, newline=""))
 
 
+def _xlsx_problem(exc):
+    """The one-line ImportFileError for what openpyxl raised on a workbook's XML."""
+    from defusedxml import DefusedXmlException
+    chain, seen = exc, set()
+    while chain is not None and id(chain) not in seen:  # openpyxl wraps the parser's error
+        seen.add(id(chain))
+        if isinstance(chain, DefusedXmlException):
+            break
+        chain = chain.__cause__ or chain.__context__
+    if isinstance(chain, DefusedXmlException):  # DTDs, entity declarations, external references
+        return ImportFileError(_("The Excel workbook contains XML entity declarations, which are not "
+                                 "accepted: save it again with Excel or WPS, or upload a CSV file."),
+                               code="xml_entities")
+    return ImportFileError(_("The Excel workbook is damaged and cannot be read."), code="damaged")
+
+
 def _xlsx_rows(data: bytes):
+    """The rows of the first sheet. Every XML part is parsed by openpyxl through defusedxml (a
+    dependency: openpyxl uses it whenever it is installed), which refuses DTDs and entities, so
+    entity expansion ("billion laughs") and external entities never run. Whatever a malformed
+    workbook raises, at opening or while its rows are read (read-only mode parses lazily), ends
+    as one ImportFileError."""
+    import openpyxl
     from openpyxl import load_workbook
+    if not openpyxl.DEFUSEDXML:  # defusedxml missing, or OPENPYXL_DEFUSEDXML=False
+        raise ImportFileError(_("Excel workbooks cannot be read safely on this server: upload a CSV "
+                                "file."), code="xml_unsafe")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
@@ -225,14 +250,17 @@ def _xlsx_rows(data: bytes):
         raise ImportFileError(_("The Excel workbook is too large once unpacked."), code="too_large")
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # openpyxl raises many kinds on a malformed workbook; the user needs one line
-        raise ImportFileError(_("The Excel workbook is damaged and cannot be read."),
-                              code="damaged") from None
+    except Exception as exc:  # openpyxl raises many kinds on a malformed workbook; the user needs one line
+        raise _xlsx_problem(exc) from None
     try:
         if not workbook.worksheets:
             raise ImportFileError(_("The Excel workbook has no worksheet."), code="damaged")
-        for values in workbook.worksheets[0].iter_rows(values_only=True):
-            yield list(values)
+        try:
+            rows = workbook.worksheets[0].iter_rows(values_only=True)
+            for values in rows:
+                yield list(values)
+        except Exception as exc:  # the sheet's XML, parsed row by row: truncated, entities, ...
+            raise _xlsx_problem(exc) from None
     finally:
         workbook.close()
 
