@@ -428,11 +428,18 @@ def _duplicate_keys(clean):
     return keys
 
 
-def check_rows(actor, rows, *, consent_channel=None, progress=None):
+def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=None):
     """Clean every row and check it for duplicates. Writes nothing.
 
-    Returns ([(row number, kind, clean data, owner)], [RowError])."""
-    from . import services
+    Returns ([(row number, kind, clean data, owner)], [RowError]). Matches outside the actor's
+    remit are appended to ``elsewhere`` as (customer id, reason) for the caller to audit once the
+    transaction is settled; more of them than the actor's duplicate checks may still meet
+    (quality.probes_left) refuse the file as a whole."""
+    from . import quality, services
+    elsewhere = [] if elsewhere is None else elsewhere
+    left = quality.probes_left(actor)
+    if not left:
+        raise ImportFileError(str(quality.PROBE_LIMIT_MESSAGE), code="duplicate_probe_limit")
     owners = department_owners(actor)
     cleaned, errors, in_file = [], {}, {}
     for row, values in rows:
@@ -464,7 +471,10 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None):
     suspects = _register_suspects([clean for _row, _kind, clean, _owner in cleaned])
     for index, (row, _kind, clean, _owner) in enumerate(cleaned):
         if index in suspects:
-            errors[row] += _register_duplicates(actor, row, clean)
+            errors[row] += _register_duplicates(actor, row, clean, elsewhere)
+    if len(elsewhere) > left:
+        del elsewhere[left:]  # what the allowance covers is audited; the rest is not even reported
+        raise ImportFileError(str(quality.PROBE_LIMIT_MESSAGE), code="duplicate_probe_limit")
     checked = [entry for entry in cleaned if not errors[entry[0]]]
     return checked, [e for row_errors in errors.values() for e in row_errors]
 
@@ -509,18 +519,19 @@ def _register_suspects(cleans, chunk=500):
     return suspects
 
 
-def _register_duplicates(actor, row, clean):
-    """Row errors for the customers of the register this row may duplicate; a customer outside
-    the actor's remit is reported without its number."""
+def _register_duplicates(actor, row, clean, elsewhere):
+    """Row errors for the customers of the register this row may duplicate. One outside the
+    actor's remit is reported as a possible match only: no number, holder or field (it is
+    added to ``elsewhere`` for the audit trail)."""
     from . import quality
     found = quality.find_duplicates(actor, **_lookup_keys(clean))
     mine, others = quality.split_by_remit(actor, found)
     errors = [RowError(row, _error_column(_REASON_FIELD.get(reason, "")), _(
         "Possible duplicate of customer %(number)s: %(reason)s.",
         number=customer.number, reason=str(quality.REASONS[reason]))) for customer, reason in mine]
-    errors += [RowError(row, _error_column(_REASON_FIELD.get(reason, "")), _(
-        "Possible duplicate of a customer held by a colleague or another department: %(reason)s.",
-        reason=str(quality.REASONS[reason]))) for _customer, reason in others[:1]]
+    if others:
+        elsewhere += [(customer.id, reason) for customer, reason in others]
+        errors.append(RowError(row, "", str(quality.ELSEWHERE_MESSAGE)))
     return errors
 
 
@@ -530,10 +541,11 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
     nothing is stored and the refusal is audited with counts. Raises ImportFileError for a file
     that cannot be read at all (also audited). ``progress(phase, total)`` returns a callable
     taking a step count (the CLI draws its progress bars with it)."""
-    from . import services
+    from . import quality, services
     from .fields import CHANNELS
     result = ImportResult(dry_run=dry_run)
     fmt = "?"
+    elsewhere = []  # matches outside the remit, audited after any rollback below
     try:
         _check_importer(actor)
         if consent_channel and consent_channel not in CHANNELS:
@@ -544,9 +556,11 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
         if not rows:
             raise ImportFileError(_("The file has a header but no customers."), code="empty")
         step = progress("check", len(rows)) if progress else None
-        checked, result.errors = check_rows(actor, rows, consent_channel=consent_channel, progress=step)
+        checked, result.errors = check_rows(actor, rows, consent_channel=consent_channel, progress=step,
+                                            elsewhere=elsewhere)
         if result.errors or dry_run:
             db.session.rollback()
+            quality.record_elsewhere(actor, elsewhere, via="import")
             _audit_import(actor, "customers.import.checked" if result.ok else "customers.import.refused",
                           fmt, result, "refused" if result.errors else "ok")
             db.session.commit()
@@ -570,6 +584,7 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
                 step(1)
         if result.errors:
             db.session.rollback()
+            quality.record_elsewhere(actor, elsewhere, via="import")
             result.created = result.consents = 0
             result.numbers = []
             _audit_import(actor, "customers.import.refused", fmt, result, "refused")
@@ -580,6 +595,7 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
         return result
     except ImportFileError as exc:
         db.session.rollback()
+        quality.record_elsewhere(actor, elsewhere, via="import")
         # the code, not the message: a header row may hold a customer's data
         audit.record("customers.import.refused", actor=actor, result="refused", format=fmt, reason=exc.code)
         db.session.commit()

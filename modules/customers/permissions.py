@@ -36,6 +36,7 @@ AUDIT_ACTIONS = (
     AuditAction("customers.contact.deleted", {"zh_CN": "删除联系人", "en": "Contact deleted"}),
     AuditAction("customers.contact.updated", {"zh_CN": "修改联系人", "en": "Contact updated"}),
     AuditAction("customers.customer.created", {"zh_CN": "新建客户", "en": "Customer created"}),
+    AuditAction("customers.customer.duplicate_elsewhere", {"zh_CN": "查重命中权限外客户", "en": "Duplicate check matched a customer outside the remit"}),
     AuditAction("customers.customer.duplicate_confirmed", {"zh_CN": "确认非重复客户", "en": "Possible duplicate confirmed as new"}),
     AuditAction("customers.customer.searched", {"zh_CN": "搜索客户", "en": "Customers searched"}),
     AuditAction("customers.customer.sensitive_erased", {"zh_CN": "清除敏感信息（同意撤回）", "en": "Sensitive data erased (consent withdrawn)"}),

@@ -274,8 +274,11 @@ def new():
     if request.method == "GET":
         form.owner_id.data = str(actor.id)
         form.consent_notice_version.data = services.notice_version()
-    duplicates, general, status = None, [], 200
-    if form.validate_on_submit():
+    duplicates, general, status, probe_limited = None, [], 200, False
+    if request.method == "POST" and not quality.probes_left(actor):
+        # the duplicate check would be an oracle: refuse it (and so the record), whatever was typed
+        probe_limited, status = True, 429
+    elif form.validate_on_submit():
         data = {**form.customer_data(), "kind": kind}
         owner = form.owner_id.data if actor.role == "head" else None
         try:
@@ -283,10 +286,16 @@ def new():
             matches = quality.find_duplicates(
                 actor, phone=customer.phone, id_number=customer.id_number if kind == "person" else None,
                 credit_code=customer.credit_code, name=customer.display_name, exclude_id=customer.id)
+            mine, others = quality.split_by_remit(actor, matches)
+            elsewhere = [(c.id, reason) for c, reason in others]
             if matches and request.form.get("confirm_duplicate") != "1":
                 db.session.rollback()  # not created: the user decides first
-                duplicates, status = quality.split_by_remit(actor, matches), 200
+                quality.record_elsewhere(actor, elsewhere, via="form")
+                db.session.commit()
+                # outside the remit: only that a match may exist, never who, where or which field
+                duplicates, status = (mine, bool(elsewhere)), 200
             else:
+                quality.record_elsewhere(actor, elsewhere, via="form")
                 if matches:
                     audit.record("customers.customer.duplicate_confirmed", target=customer, actor=actor,
                                  duplicates=[c.id for c, _reason in matches])
@@ -300,8 +309,9 @@ def new():
         status = 400
     return render_template("customers/form.html", form=form, kind=kind, customer=None, duplicates=duplicates,
                            general_errors=general, field_names=KIND_FIELDS[kind], conflicts=None, masked_now={},
-                           show_owner=actor.role == "head", show_consent=True,
-                           reasons=quality.REASONS), status
+                           show_owner=actor.role == "head", show_consent=True, probe_limited=probe_limited,
+                           reasons=quality.REASONS, elsewhere_message=quality.ELSEWHERE_MESSAGE,
+                           probe_limit_message=quality.PROBE_LIMIT_MESSAGE), status
 
 
 # --- detail --------------------------------------------------------------------------------------
