@@ -27,7 +27,18 @@ from sqlalchemy.orm import selectinload
 
 from core.api import User, audit, can, crypto, db, module_setting, scoped
 
-from .fields import CUSTOMER_KINDS, FIELDS, GENDERS, L2, L3, SOURCES, STATUSES
+from .fields import (
+    CUSTOMER_KINDS,
+    FIELDS,
+    GENDERS,
+    L2,
+    L3,
+    SOURCES,
+    STATUSES,
+    column_level,
+    level_of,
+    mask_value,
+)
 from .models import Consent, Customer
 
 FORMATS = ("csv", "xlsx")
@@ -654,8 +665,9 @@ def _value(customer, key, reveal):
     if key == "gender":
         return GENDERS.get(value, {}).get("zh_CN", value)
     value = str(value)
-    if spec.level in (L2, L3) and spec.level not in reveal:
-        return spec.mask(value) if spec.mask else "****"
+    level = level_of(customer, key)  # a birth date from the ID number is masked as the ID is
+    if level in (L2, L3) and level not in reveal:
+        return mask_value(key, value)
     return value
 
 
@@ -715,8 +727,8 @@ def export_customers(actor, fmt, reason, *, marketing=False):
             unreadable += 1
     headers = [COLUMN_BY_KEY[k].header for k in keys]
     data = write_csv(headers, rows) if fmt == "csv" else write_xlsx(headers, rows)
-    revealed = sorted(k for k in keys if k in FIELDS and FIELDS[k].level in reveal)
-    masked = sorted(k for k in keys if k in FIELDS and FIELDS[k].level in (L2, L3) and k not in revealed)
+    revealed = sorted(k for k in keys if k in FIELDS and column_level(k) in reveal)
+    masked = sorted(k for k in keys if k in FIELDS and column_level(k) in (L2, L3) and k not in revealed)
     audit.record("customers.export.completed", actor=actor, format=fmt, marketing=marketing,
                  reason=reason, rows=len(rows), columns=list(keys), masked=masked, revealed=revealed,
                  unreadable=unreadable)

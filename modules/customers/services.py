@@ -33,6 +33,8 @@ from .fields import (
     PURPOSES,
     SOURCES,
     STATUSES,
+    is_masked,
+    level_of,
 )
 from .models import Consent, Contact, Customer, Share, StatusChange, Transaction
 
@@ -536,7 +538,7 @@ def change_status(actor, customer, status, reason=""):
 
 def revealable(customer, field):
     spec = FIELDS.get(field)
-    return spec is not None and spec.masked and customer.kind in spec.kinds
+    return spec is not None and customer.kind in spec.kinds and is_masked(customer, field)
 
 
 def reveal(actor, customer, field, reason=None):
@@ -545,15 +547,15 @@ def reveal(actor, customer, field, reason=None):
     the reason, never the value, and limited per hour (config CUSTOMERS_REVEAL_LIMIT)."""
     if not revealable(customer, field):
         raise InvalidData({"field": _l("This field cannot be revealed.")})
-    spec = FIELDS[field]
-    permission = REVEAL_PERMISSIONS[spec.level]
+    level = level_of(customer, field)  # a birth date from the ID number is revealed as the ID is
+    permission = REVEAL_PERMISSIONS[level]
     if not _is_user(actor) or not can(actor, permission):
         raise NotAllowed(permission)
     try:
         reason = _text(200)(_as_text(reason))
     except validation.ValidationError as exc:
         raise InvalidData({"reason": exc.message}) from None
-    if spec.level == L3 and not reason:
+    if level == L3 and not reason:
         raise InvalidData({"reason": _l("State why you need to see this information.")})
     limit = int(module_setting("customers", "reveal_limit", 60))
     since = utcnow() - datetime.timedelta(hours=1)
@@ -562,8 +564,38 @@ def reveal(actor, customer, field, reason=None):
         raise RevealLimit(_l("You have revealed too many values in the last hour; try again later."))
     value = getattr(customer, field)
     audit.record("customers.field.revealed", target=customer, actor=actor, field=field,
-                 level=f"L{spec.level}", reason=reason)
+                 level=f"L{level}", reason=reason)
     return value
+
+
+# --- exact search by an L2 value ---------------------------------------------------------------
+
+SENSITIVE_SEARCH_ACTION = "customers.customer.searched_sensitive"
+SENSITIVE_SEARCH_LIMIT = 20  # per window (CUSTOMERS_SENSITIVE_SEARCH_LIMIT)
+SENSITIVE_SEARCH_WINDOW_MINUTES = 60  # CUSTOMERS_SENSITIVE_SEARCH_WINDOW
+
+
+class SearchLimit(CustomerError):
+    """Too many exact searches by an L2 value in the window (the web answers 429)."""
+
+
+def count_sensitive_search(actor, kinds):
+    """An exact search by an L2 value (an ID number: bank accounts have no search index) answers
+    "is this number a customer of mine?", so each is audited with the actor's running count in
+    the window, and once the limit is reached further ones are refused (audited) until the
+    window has passed. Returns the count including this search; raises SearchLimit."""
+    limit = int(module_setting("customers", "sensitive_search_limit", SENSITIVE_SEARCH_LIMIT))
+    minutes = int(module_setting("customers", "sensitive_search_window", SENSITIVE_SEARCH_WINDOW_MINUTES))
+    since = utcnow() - datetime.timedelta(minutes=minutes)
+    used = audit.count(SENSITIVE_SEARCH_ACTION, actor=actor, since=since)
+    if used >= limit:
+        audit.record("customers.customer.searched", actor=actor, result="refused",
+                     target_type="customers_customer", query_kinds=list(kinds), reason="sensitive_search_limit")
+        raise SearchLimit(_l("You have searched by ID number too often recently; try again in %(minutes)d "
+                             "minutes or ask your department head.", minutes=minutes))
+    audit.record(SENSITIVE_SEARCH_ACTION, actor=actor, target_type="customers_customer",
+                 query_kinds=list(kinds), count=used + 1, limit=limit)
+    return used + 1
 
 
 # --- consent -----------------------------------------------------------------------------------

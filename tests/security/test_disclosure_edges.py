@@ -9,15 +9,16 @@ import io
 import re
 
 import pytest
-from seclib import FORM_CONSENT, ID_CANARY, NAME_CANARY, PHONE_A, PHONE_CANARY
+from seclib import FORM_CONSENT, ID_A, ID_CANARY, NAME_CANARY, PHONE_A, PHONE_CANARY
 from sqlalchemy import func, select
 
 from core import services as core_services
 from core.db import db
-from core.models import Department
+from core.models import Department, RoleGrant
 from modules.archives import services as archives
 from modules.archives.models import AccessRequest
 from modules.customers import io as customer_io
+from modules.customers.api import masked_fields
 from modules.customers.models import Customer
 
 ELSEWHERE = "customers.customer.duplicate_elsewhere"
@@ -107,3 +108,86 @@ def test_a_grant_does_not_open_an_archive_its_department_disabled(world):
         with world.app.app_context():
             core_services.enable_module("test", "archives", db.session.get(Department, world.depts["DB"]))
             db.session.commit()
+
+
+# --- point 1: a value derived from an L2 field is masked like it; exact L2 search is an oracle -------
+
+BORN_A = "1990-03-07"  # inside ID_A
+
+
+def _value_cell(html, name):
+    return re.search(rf'<td id="field-{name}">(.*?)</td>', html, re.S).group(1)
+
+
+def test_the_birth_date_from_the_id_number_shows_only_the_year_on_the_page(world):
+    html = world.client("a1").get(f"/customers/{world.ids['ca']}").get_data(as_text=True)
+    assert BORN_A not in html and "19900307" not in html and "03-07" not in html
+    assert "1990" in _value_cell(html, "birth_date")
+    assert "110101" in _value_cell(html, "id_number")  # the masked ID number, as before
+
+
+def test_the_birth_date_is_revealed_like_the_id_number(world):
+    before = world.audit_max()
+    sales = world.client("a1").post(f"/customers/{world.ids['ca']}/reveal/birth_date")
+    assert sales.status_code == 403
+    head = world.client("ha").post(f"/customers/{world.ids['ca']}/reveal/birth_date")
+    assert head.status_code == 200 and BORN_A in _value_cell(head.get_data(as_text=True), "birth_date")
+    revealed = [e for e in world.audit_since(before) if e.action == "customers.field.revealed"]
+    assert [(e.actor, e.details_dict["field"], e.details_dict["level"]) for e in revealed] == [
+        ("ha", "birth_date", "L2")]
+
+
+def test_the_edit_form_does_not_carry_the_birth_date_either(world):
+    html = world.client("a1").get(f"/customers/{world.ids['ca']}/edit").get_data(as_text=True)
+    assert BORN_A not in html and "03-07" not in html
+
+
+def test_the_archive_form_and_other_modules_get_the_year_only(world):
+    with world.app.app_context():
+        customer = db.session.get(Customer, world.ids["ca"])
+        shown = dict((name, value) for name, _label, value in masked_fields(customer, world.user("a1")))
+        assert shown["birth_date"].startswith("1990") and BORN_A not in shown["birth_date"]
+        basic = archives.form_context(customer, world.user("a1"))["basic"]
+        assert not [value for _label, value in basic if BORN_A in value or "03-07" in value]
+
+
+def test_the_export_masks_the_birth_date_with_the_id_number(world):
+    with world.app.app_context():
+        db.session.add(RoleGrant(role="sales", permission="customers.export"))
+        db.session.commit()
+    try:
+        before = world.audit_max()
+        response = world.client("a1").post("/customers/export", data={"reason": "核对", "fmt": "csv"})
+        assert response.status_code == 200
+        text = response.get_data().decode("utf-8-sig")
+        assert "110101********4477" in text and BORN_A not in text and "1990" in text
+        (entry,) = [e for e in world.audit_since(before) if e.action == "customers.export.completed"]
+        assert "birth_date" in entry.details_dict["masked"]
+    finally:
+        with world.app.app_context():
+            db.session.execute(RoleGrant.__table__.delete().where(
+                RoleGrant.role == "sales", RoleGrant.permission == "customers.export"))
+            db.session.commit()
+
+
+def test_exact_search_by_id_number_is_counted_and_slowed(world):
+    world.app.config["CUSTOMERS_SENSITIVE_SEARCH_LIMIT"] = 3
+    try:
+        client, before = world.client("sa"), world.audit_max()
+        for _ in range(3):
+            response = client.get("/customers/", query_string={"q": ID_A})
+            assert response.status_code == 200
+        counted = [e for e in world.audit_since(before) if e.action == "customers.customer.searched_sensitive"]
+        assert [e.details_dict["count"] for e in counted] == [1, 2, 3]
+        # the fourth exact L2 search is refused, whatever its value: no answer to compare
+        for q in (ID_A, ID_CANARY):
+            response = client.get("/customers/", query_string={"q": q})
+            assert response.status_code == 429
+            assert 'id="search-limit"' in response.get_data(as_text=True)
+        refused = [e for e in world.audit_since(before) if e.action == "customers.customer.searched"
+                   and e.result == "refused"]
+        assert len(refused) == 2
+        # other searches still work
+        assert client.get("/customers/", query_string={"q": "甲部客户"}).status_code == 200
+    finally:
+        world.app.config.pop("CUSTOMERS_SENSITIVE_SEARCH_LIMIT")
