@@ -533,6 +533,55 @@ def delete_attachment(actor, att):
     return path
 
 
+def rekey_attachments(customer, old_key, new_key):
+    """customers.rekey: re-encrypt the customer's attachment names and files under the new data
+    key. Each file is written anew under a fresh stored name; the old file is removed once the
+    transaction commits (and the new one if it rolls back), so a failure never leaves a row
+    pointing at a file it cannot decrypt. Returns how many attachments moved."""
+    from sqlalchemy import event
+    atts = db.session.execute(select(Attachment).join(Document).where(
+        Document.customer_id == customer.id)).scalars().all()
+    session = db.session()
+    written, replaced = [], []
+    try:
+        for att in atts:
+            sealed = Attachment.__dict__["filename"]
+            aad = sealed.aad(att)
+            att.filename_ct = crypto.encrypt(new_key, crypto.decrypt(old_key, att.filename_ct, aad), aad)
+            old_path = attachment_path(att)
+            try:
+                blob = old_path.read_bytes()
+            except OSError as exc:  # the row stays; its file was lost before (read_attachment logs it)
+                log.error("archives: attachment %s file unreadable while re-keying: %s", att.id, exc)
+                continue
+            data = crypto.decrypt_bytes(old_key, blob, att.aad("content"))
+            att.stored_name = secrets.token_hex(16)
+            new_path = attachment_path(att)
+            _write_private(new_path, crypto.encrypt_bytes(new_key, data, att.aad("content")))
+            written.append(new_path)
+            replaced.append(old_path)
+    except BaseException:
+        remove_files(written)
+        raise
+    if written or replaced:
+        settled = []  # whichever comes first decides; a later rollback of the session changes nothing
+
+        def committed(_session):
+            if not settled:
+                settled.append("commit")
+                remove_files(replaced)
+
+        def rolled_back(_session, previous):
+            if not settled and not previous.nested:
+                settled.append("rollback")
+                remove_files(written)
+
+        event.listen(session, "after_commit", committed, once=True)
+        event.listen(session, "after_soft_rollback", rolled_back)
+    db.session.flush()
+    return len(atts)
+
+
 # --- completeness ------------------------------------------------------------------------------
 
 

@@ -653,8 +653,52 @@ def withdraw_consent(actor, consent, reason):
             customer.updated_at = utcnow()
             audit.record("customers.customer.sensitive_erased", target=customer, actor=actor,
                          fields=erased, consent_id=consent.id)
+            rekey_customer(actor, customer, reason="sensitive_erased")
     db.session.flush()
     return erased
+
+
+def _encrypted_names(model):
+    return [name for name, attr in vars(model).items() if isinstance(attr, crypto.Encrypted)]
+
+
+def reencrypt(obj, old_key, new_key):
+    """Re-encrypt every encrypted field of one row from old_key to new_key (same AAD; the blind
+    indexes do not depend on the data key and stay). Returns how many values moved."""
+    moved = 0
+    for name in _encrypted_names(type(obj)):
+        sealed = type(obj).__dict__[name]
+        token = getattr(obj, sealed.ct)
+        if token:
+            aad = sealed.aad(obj)
+            setattr(obj, sealed.ct, crypto.encrypt(new_key, crypto.decrypt(old_key, token, aad), aad))
+            moved += 1
+    return moved
+
+
+def rekey_customer(actor, customer, *, reason):
+    """Give the customer a new data key and destroy the old one, so that an erased value is gone
+    from every older copy too (a database page, a file copy, a backup): what remains is
+    re-encrypted under the new key, the customer's contacts and records as well, and every
+    module re-encrypts its own rows and files through the hook customers.rekey. Audited with
+    counts, never values. The caller commits."""
+    from core.api import hooks
+    old_key = customer.data_key()
+    new_key = crypto.new_subject_key()
+    db.session.flush()
+    counts = {"customer": reencrypt(customer, old_key, new_key)}
+    counts["contacts"] = sum(reencrypt(c, old_key, new_key) for c in customer.contacts)
+    counts["transactions"] = sum(reencrypt(t, old_key, new_key) for t in customer.transactions)
+    for module, moved in hooks.call("customers.rekey", customer, old_key, new_key, all_departments=True):
+        counts[module] = int(moved or 0)
+    customer.subject_key = new_key
+    db.session.flush()
+    old_id, new_id = old_key.id, new_key.id
+    crypto.destroy_subject_key(old_key)
+    audit.record("customers.customer.rekeyed", target=customer, actor=actor, reason=reason,
+                 old_key_id=old_id, new_key_id=new_id,
+                 reencrypted=sorted(f"{k}={v}" for k, v in counts.items()))
+    return counts
 
 
 def has_consent(customer, purpose, sensitive=False):

@@ -5,6 +5,7 @@ customer (point 11)."""
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import re
 
@@ -191,3 +192,72 @@ def test_exact_search_by_id_number_is_counted_and_slowed(world):
         assert client.get("/customers/", query_string={"q": "甲部客户"}).status_code == 200
     finally:
         world.app.config.pop("CUSTOMERS_SENSITIVE_SEARCH_LIMIT")
+
+
+# --- point 11: erasing a field re-keys the customer ----------------------------------------------------
+
+def test_withdrawing_consent_rekeys_the_customer_and_destroys_the_old_key(world):
+    from seclib import SEPARATE_CONSENT, pdf_bytes
+
+    from core import crypto
+    from modules.customers import services as customers
+    from modules.customers.models import Consent
+
+    with world.app.app_context():
+        owner = world.user("a1")
+        customer = customers.create_customer(owner, {"kind": "person", "name": "撤回者", "phone": "13500135000",
+                                                     "id_number": "110101198001010010", "notes": "备注甲"},
+                                             consent=SEPARATE_CONSENT)
+        customers.add_transaction(owner, customer, {"kind": "service", "occurred_on": "2024-05-01",
+                                                    "product": "维修", "notes": "服务备注"})
+        doc = archives.create_document(owner, customer, {
+            "doc_type": "contract", "title": "合同", "doc_date": datetime.date(2024, 5, 1), "amount": None,
+            "keeper_id": owner.id, "storage_location": "甲部档案室"})
+        att, _path = archives.add_attachment(owner, doc, "撤回者合同.pdf", pdf_bytes(b"contract body"))
+        db.session.commit()
+        customer_id, att_id = customer.id, att.id
+        old_key_id = customer.subject_key_id
+        old_ct = {"name": customer.name_ct, "phone": customer.phone_ct, "notes": customer.notes_ct,
+                  "file": archives.attachment_path(att).read_bytes()}
+        consent = db.session.scalar(select(Consent).where(Consent.customer_id == customer_id))
+        customers.withdraw_consent(owner, consent, "客户要求删除敏感信息")
+        db.session.commit()
+
+    with world.app.app_context():
+        customer = db.session.get(Customer, customer_id)
+        assert customer.id_number is None and customer.subject_key_id != old_key_id
+        assert db.session.get(crypto.SubjectKey, old_key_id) is None  # destroyed: older copies are dead
+        assert (customer.name, customer.phone, customer.notes) == ("撤回者", "+8613500135000", "备注甲")
+        assert customer.name_ct != old_ct["name"] and customer.phone_ct != old_ct["phone"]
+        assert [t.notes for t in customer.transactions] == ["服务备注"]
+        att = db.session.get(archives.Attachment, att_id)
+        assert archives.attachment_filename(att) == "撤回者合同.pdf"
+        assert archives.read_attachment(att) == pdf_bytes(b"contract body")
+        assert archives.attachment_path(att).read_bytes() != old_ct["file"]
+        assert customer.phone_bidx is not None  # still found by its phone
+    actions = [e.action for e in world.audit_since(0) if e.target_id == str(customer_id)]
+    assert "customers.customer.rekeyed" in actions
+
+
+def test_a_rekey_rolled_back_keeps_the_old_key_and_file(world):
+    from seclib import SEPARATE_CONSENT, pdf_bytes
+
+    from modules.customers import services as customers
+
+    with world.app.app_context():
+        owner = world.user("a1")
+        customer = customers.create_customer(owner, {"kind": "person", "name": "回滚者"}, consent=SEPARATE_CONSENT)
+        doc = archives.create_document(owner, customer, {
+            "doc_type": "contract", "title": "合同", "doc_date": datetime.date(2024, 5, 1), "amount": None,
+            "keeper_id": owner.id, "storage_location": "甲部档案室"})
+        att, path = archives.add_attachment(owner, doc, "回滚.pdf", pdf_bytes(b"kept"))
+        db.session.commit()
+        customer_id, att_id = customer.id, att.id
+        files_before = set(path.parent.iterdir())
+        customers.rekey_customer(owner, db.session.get(Customer, customer_id), reason="test")
+        db.session.rollback()
+        assert set(path.parent.iterdir()) == files_before
+    with world.app.app_context():
+        att = db.session.get(archives.Attachment, att_id)
+        assert archives.read_attachment(att) == pdf_bytes(b"kept")
+        assert db.session.get(Customer, customer_id).name == "回滚者"
