@@ -2,7 +2,8 @@
 completeness per customer kind, view/borrow requests with approval, and the archive form PDF.
 
 Other modules may use what ``EXPORTS`` lists (loaded lazily, so importing this package stays
-light). Hooks this module contributes to: customers.panels, customers.timeline, customers.handover.
+light). Hooks this module contributes to: customers.panels, customers.timeline, customers.handover,
+customers.rekey.
 """
 from core.api import Manifest, lazy_exports
 
@@ -43,3 +44,4 @@ def setup(reg):
     reg.hook("customers.timeline", hooks.timeline)
     reg.hook("customers.handover", hooks.handover)
     reg.hook("core.work_items", work.work_items)
+    reg.hook("customers.rekey", hooks.rekey)

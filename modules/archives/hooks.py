@@ -40,3 +40,8 @@ def handover(from_user, to_user, actor):
     """customers.handover: the colleague becomes keeper of the leaver's documents."""
     return services.hand_over_keeper(getattr(from_user, "id", from_user), getattr(to_user, "id", to_user),
                                      actor)
+
+
+def rekey(customer, old_key, new_key):
+    """customers.rekey: attachment names and files follow the customer to its new data key."""
+    return services.rekey_attachments(customer, old_key, new_key)

@@ -218,13 +218,17 @@ class ArchiveAccess:
 
 
 def archive_access(customer_id, actor, *, allow_grant=True) -> ArchiveAccess:
-    """The customer whose archive the actor may open, or 404 as if it did not exist."""
+    """The customer whose archive the actor may open, or 404 as if it did not exist.
+
+    The rule that refuses a request for the archive of a department that does not use this
+    module (`create_request`) also holds when the archive is read: once the customer's
+    department disables archives, neither its staff nor a requester holding an approval open it."""
     customer = customer_in_remit(customer_id, actor)
-    if customer is not None:
+    if customer is not None and is_enabled(MODULE, customer.department_id):
         return ArchiveAccess(customer, None)
-    if allow_grant:
+    if customer is None and allow_grant:
         grant, noted = _grants(customer_id, actor)
-        if grant is not None:
+        if grant is not None and is_enabled(MODULE, grant.customer.department_id):
             return ArchiveAccess(grant.customer, grant)
         if noted:
             db.session.commit()  # keep the expiry entries just written; the 404 rolls back otherwise
@@ -527,6 +531,55 @@ def delete_attachment(actor, att):
     db.session.delete(att)
     db.session.flush()
     return path
+
+
+def rekey_attachments(customer, old_key, new_key):
+    """customers.rekey: re-encrypt the customer's attachment names and files under the new data
+    key. Each file is written anew under a fresh stored name; the old file is removed once the
+    transaction commits (and the new one if it rolls back), so a failure never leaves a row
+    pointing at a file it cannot decrypt. Returns how many attachments moved."""
+    from sqlalchemy import event
+    atts = db.session.execute(select(Attachment).join(Document).where(
+        Document.customer_id == customer.id)).scalars().all()
+    session = db.session()
+    written, replaced = [], []
+    try:
+        for att in atts:
+            sealed = Attachment.__dict__["filename"]
+            aad = sealed.aad(att)
+            att.filename_ct = crypto.encrypt(new_key, crypto.decrypt(old_key, att.filename_ct, aad), aad)
+            old_path = attachment_path(att)
+            try:
+                blob = old_path.read_bytes()
+            except OSError as exc:  # the row stays; its file was lost before (read_attachment logs it)
+                log.error("archives: attachment %s file unreadable while re-keying: %s", att.id, exc)
+                continue
+            data = crypto.decrypt_bytes(old_key, blob, att.aad("content"))
+            att.stored_name = secrets.token_hex(16)
+            new_path = attachment_path(att)
+            _write_private(new_path, crypto.encrypt_bytes(new_key, data, att.aad("content")))
+            written.append(new_path)
+            replaced.append(old_path)
+    except BaseException:
+        remove_files(written)
+        raise
+    if written or replaced:
+        settled = []  # whichever comes first decides; a later rollback of the session changes nothing
+
+        def committed(_session):
+            if not settled:
+                settled.append("commit")
+                remove_files(replaced)
+
+        def rolled_back(_session, previous):
+            if not settled and not previous.nested:
+                settled.append("rollback")
+                remove_files(written)
+
+        event.listen(session, "after_commit", committed, once=True)
+        event.listen(session, "after_soft_rollback", rolled_back)
+    db.session.flush()
+    return len(atts)
 
 
 # --- completeness ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from sqlalchemy import func, or_, select
 
 from core.api import db, get_or_404, ownership_rule, pick, scoped
 
-from .fields import CONTACT_FIELDS, FIELDS, GENDERS, L2, L3
+from .fields import CONTACT_FIELDS, FIELDS, GENDERS, is_masked, mask_value
 from .models import Contact, Customer, Share, Transaction
 
 
@@ -49,8 +49,8 @@ def masked_fields(customer, actor=None):
         value = getattr(customer, spec.name)
         if value in (None, ""):
             continue
-        if spec.level in (L2, L3):
-            value = spec.mask(value) if spec.mask else "****"
+        if is_masked(customer, spec.name):  # L2/L3, and what derives from them (birth date)
+            value = mask_value(spec.name, value)
         elif spec.name == "gender":
             value = pick(GENDERS.get(value, {"zh_CN": value, "en": value}))
         rows.append((spec.name, spec.label, value))

@@ -78,6 +78,47 @@ CONTACT_FIELDS = {f.name: f for f in (
     _f("email", L1, "电子邮箱", "E-mail"),
 )}
 
+# A value derived from a masked field belongs to that field's class: the birth date of an
+# individual with an ID number is digits 7-14 of it, so showing it next to the masked number
+# ("110105********002X") rebuilds the whole number. It is shown as its year at most unless
+# revealed (with the source's permission, audited). Gender is one digit already shown.
+DERIVED_FROM = {"birth_date": "id_number"}
+DERIVED_MASKS = {"birth_date": lambda value: f"{str(value)[:4]}-**-**"}
+
+
+def derived_source(customer, name):
+    """The masked field ``name``'s value is derived from on this customer, or None."""
+    source = DERIVED_FROM.get(name)
+    if source is None or customer.kind not in FIELDS[source].kinds or not getattr(customer, source):
+        return None
+    return source
+
+
+def level_of(customer, name):
+    """The class of field ``name`` on this customer: its own, or that of the field it derives from."""
+    source = derived_source(customer, name)
+    own = FIELDS[name].level
+    return max(own, FIELDS[source].level) if source else own
+
+
+def column_level(name):
+    """The highest class field ``name`` can have on any customer (exports, audit)."""
+    source = DERIVED_FROM.get(name)
+    return max(FIELDS[name].level, FIELDS[source].level) if source else FIELDS[name].level
+
+
+def is_masked(customer, name):
+    return level_of(customer, name) >= L2
+
+
+def mask_value(name, value):
+    """The masked display of a value of field ``name`` (L2/L3, or derived from one)."""
+    if name in DERIVED_MASKS:
+        return DERIVED_MASKS[name](value)
+    spec = FIELDS[name]
+    return spec.mask(value) if spec.mask else "****"
+
+
 # What a complete record holds, per kind (for the completeness score).
 REQUIRED_FOR_COMPLETENESS = {
     "person": ("name", "gender", "birth_date", "phone", "id_number", "home_address"),

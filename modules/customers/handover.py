@@ -15,7 +15,10 @@ from core.api import User, audit, can, db, deactivate_user, hooks
 
 from .models import Customer, Share
 
-TARGET_ROLES = ("sales", "service", "head")
+# Customers move only between sales and service staff: a handover never deactivates (or hands
+# customers to) an administrator, a head or the security officer, even one carrying a department.
+STAFF_ROLES = ("sales", "service")
+TARGET_ROLES = STAFF_ROLES
 
 
 class HandoverError(ValueError):
@@ -35,8 +38,9 @@ class HandoverResult:
 
 
 def colleagues(actor):
-    """The users of the actor's department, by name, for the handover form."""
-    return db.session.execute(select(User).where(User.department_id == actor.department_id)
+    """The sales and service staff of the actor's department, by name, for the handover form."""
+    return db.session.execute(select(User).where(User.department_id == actor.department_id,
+                                                 User.role.in_(STAFF_ROLES))
                               .order_by(User.username)).scalars().all()
 
 
@@ -60,11 +64,14 @@ def check(actor, from_user, to_user):
         raise HandoverError(_("You cannot hand over your own account; ask the administrator."))
     if from_user.department_id != actor.department_id or to_user.department_id != actor.department_id:
         raise HandoverError(_("Both employees must belong to your department."))
+    if from_user.role not in STAFF_ROLES:
+        raise HandoverError(_("Only the account of a sales or service employee can be handed over; "
+                              "%(name)s is not one.", name=from_user.username))
     if not to_user.active:
         raise HandoverError(_("%(name)s is deactivated and cannot take over customers.",
                               name=to_user.username))
     if to_user.role not in TARGET_ROLES:
-        raise HandoverError(_("%(name)s is not a sales, service or head user and cannot own customers.",
+        raise HandoverError(_("%(name)s is not a sales or service employee and cannot take over customers.",
                               name=to_user.username))
 
 

@@ -14,4 +14,9 @@ ALL = (
     HookSpec("customers.handover", "handover(from_user, to_user, actor) -> int",
              "A leaver's customers move to a colleague: reassign the module's rows kept by "
              "from_user; return how many moved. Called for every module, enabled or not."),
+    HookSpec("customers.rekey", "rekey(customer, old_key, new_key) -> int",
+             "The customer's data key is replaced (a field was erased: the old key is destroyed next, "
+             "so older copies of the erased value become unreadable). Re-encrypt every value and file "
+             "the module keeps under old_key with new_key (crypto.decrypt/encrypt, same AAD); return "
+             "how many were re-encrypted. Called for every module, enabled or not, in the transaction."),
 )

@@ -27,7 +27,18 @@ from sqlalchemy.orm import selectinload
 
 from core.api import User, audit, can, crypto, db, module_setting, scoped
 
-from .fields import CUSTOMER_KINDS, FIELDS, GENDERS, L2, L3, SOURCES, STATUSES
+from .fields import (
+    CUSTOMER_KINDS,
+    FIELDS,
+    GENDERS,
+    L2,
+    L3,
+    SOURCES,
+    STATUSES,
+    column_level,
+    level_of,
+    mask_value,
+)
 from .models import Consent, Customer
 
 FORMATS = ("csv", "xlsx")
@@ -212,8 +223,33 @@ def _csv_rows(data: bytes):
     yield from csv.reader(io.StringIO(text, newline=""))
 
 
+def _xlsx_problem(exc):
+    """The one-line ImportFileError for what openpyxl raised on a workbook's XML."""
+    from defusedxml import DefusedXmlException
+    chain, seen = exc, set()
+    while chain is not None and id(chain) not in seen:  # openpyxl wraps the parser's error
+        seen.add(id(chain))
+        if isinstance(chain, DefusedXmlException):
+            break
+        chain = chain.__cause__ or chain.__context__
+    if isinstance(chain, DefusedXmlException):  # DTDs, entity declarations, external references
+        return ImportFileError(_("The Excel workbook contains XML entity declarations, which are not "
+                                 "accepted: save it again with Excel or WPS, or upload a CSV file."),
+                               code="xml_entities")
+    return ImportFileError(_("The Excel workbook is damaged and cannot be read."), code="damaged")
+
+
 def _xlsx_rows(data: bytes):
+    """The rows of the first sheet. Every XML part is parsed by openpyxl through defusedxml (a
+    dependency: openpyxl uses it whenever it is installed), which refuses DTDs and entities, so
+    entity expansion ("billion laughs") and external entities never run. Whatever a malformed
+    workbook raises, at opening or while its rows are read (read-only mode parses lazily), ends
+    as one ImportFileError."""
+    import openpyxl
     from openpyxl import load_workbook
+    if not openpyxl.DEFUSEDXML:  # defusedxml missing, or OPENPYXL_DEFUSEDXML=False
+        raise ImportFileError(_("Excel workbooks cannot be read safely on this server: upload a CSV "
+                                "file."), code="xml_unsafe")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
@@ -225,14 +261,17 @@ def _xlsx_rows(data: bytes):
         raise ImportFileError(_("The Excel workbook is too large once unpacked."), code="too_large")
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # openpyxl raises many kinds on a malformed workbook; the user needs one line
-        raise ImportFileError(_("The Excel workbook is damaged and cannot be read."),
-                              code="damaged") from None
+    except Exception as exc:  # openpyxl raises many kinds on a malformed workbook; the user needs one line
+        raise _xlsx_problem(exc) from None
     try:
         if not workbook.worksheets:
             raise ImportFileError(_("The Excel workbook has no worksheet."), code="damaged")
-        for values in workbook.worksheets[0].iter_rows(values_only=True):
-            yield list(values)
+        try:
+            rows = workbook.worksheets[0].iter_rows(values_only=True)
+            for values in rows:
+                yield list(values)
+        except Exception as exc:  # the sheet's XML, parsed row by row: truncated, entities, ...
+            raise _xlsx_problem(exc) from None
     finally:
         workbook.close()
 
@@ -400,11 +439,18 @@ def _duplicate_keys(clean):
     return keys
 
 
-def check_rows(actor, rows, *, consent_channel=None, progress=None):
+def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=None):
     """Clean every row and check it for duplicates. Writes nothing.
 
-    Returns ([(row number, kind, clean data, owner)], [RowError])."""
-    from . import services
+    Returns ([(row number, kind, clean data, owner)], [RowError]). Matches outside the actor's
+    remit are appended to ``elsewhere`` as (customer id, reason) for the caller to audit once the
+    transaction is settled; more of them than the actor's duplicate checks may still meet
+    (quality.probes_left) refuse the file as a whole."""
+    from . import quality, services
+    elsewhere = [] if elsewhere is None else elsewhere
+    left = quality.probes_left(actor)
+    if not left:
+        raise ImportFileError(str(quality.PROBE_LIMIT_MESSAGE), code="duplicate_probe_limit")
     owners = department_owners(actor)
     cleaned, errors, in_file = [], {}, {}
     for row, values in rows:
@@ -436,7 +482,10 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None):
     suspects = _register_suspects([clean for _row, _kind, clean, _owner in cleaned])
     for index, (row, _kind, clean, _owner) in enumerate(cleaned):
         if index in suspects:
-            errors[row] += _register_duplicates(actor, row, clean)
+            errors[row] += _register_duplicates(actor, row, clean, elsewhere)
+    if len(elsewhere) > left:
+        del elsewhere[left:]  # what the allowance covers is audited; the rest is not even reported
+        raise ImportFileError(str(quality.PROBE_LIMIT_MESSAGE), code="duplicate_probe_limit")
     checked = [entry for entry in cleaned if not errors[entry[0]]]
     return checked, [e for row_errors in errors.values() for e in row_errors]
 
@@ -481,18 +530,19 @@ def _register_suspects(cleans, chunk=500):
     return suspects
 
 
-def _register_duplicates(actor, row, clean):
-    """Row errors for the customers of the register this row may duplicate; a customer outside
-    the actor's remit is reported without its number."""
+def _register_duplicates(actor, row, clean, elsewhere):
+    """Row errors for the customers of the register this row may duplicate. One outside the
+    actor's remit is reported as a possible match only: no number, holder or field (it is
+    added to ``elsewhere`` for the audit trail)."""
     from . import quality
     found = quality.find_duplicates(actor, **_lookup_keys(clean))
     mine, others = quality.split_by_remit(actor, found)
     errors = [RowError(row, _error_column(_REASON_FIELD.get(reason, "")), _(
         "Possible duplicate of customer %(number)s: %(reason)s.",
         number=customer.number, reason=str(quality.REASONS[reason]))) for customer, reason in mine]
-    errors += [RowError(row, _error_column(_REASON_FIELD.get(reason, "")), _(
-        "Possible duplicate of a customer held by a colleague or another department: %(reason)s.",
-        reason=str(quality.REASONS[reason]))) for _customer, reason in others[:1]]
+    if others:
+        elsewhere += [(customer.id, reason) for customer, reason in others]
+        errors.append(RowError(row, "", str(quality.ELSEWHERE_MESSAGE)))
     return errors
 
 
@@ -502,10 +552,11 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
     nothing is stored and the refusal is audited with counts. Raises ImportFileError for a file
     that cannot be read at all (also audited). ``progress(phase, total)`` returns a callable
     taking a step count (the CLI draws its progress bars with it)."""
-    from . import services
+    from . import quality, services
     from .fields import CHANNELS
     result = ImportResult(dry_run=dry_run)
     fmt = "?"
+    elsewhere = []  # matches outside the remit, audited after any rollback below
     try:
         _check_importer(actor)
         if consent_channel and consent_channel not in CHANNELS:
@@ -516,9 +567,11 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
         if not rows:
             raise ImportFileError(_("The file has a header but no customers."), code="empty")
         step = progress("check", len(rows)) if progress else None
-        checked, result.errors = check_rows(actor, rows, consent_channel=consent_channel, progress=step)
+        checked, result.errors = check_rows(actor, rows, consent_channel=consent_channel, progress=step,
+                                            elsewhere=elsewhere)
         if result.errors or dry_run:
             db.session.rollback()
+            quality.record_elsewhere(actor, elsewhere, via="import")
             _audit_import(actor, "customers.import.checked" if result.ok else "customers.import.refused",
                           fmt, result, "refused" if result.errors else "ok")
             db.session.commit()
@@ -542,6 +595,7 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
                 step(1)
         if result.errors:
             db.session.rollback()
+            quality.record_elsewhere(actor, elsewhere, via="import")
             result.created = result.consents = 0
             result.numbers = []
             _audit_import(actor, "customers.import.refused", fmt, result, "refused")
@@ -552,6 +606,7 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
         return result
     except ImportFileError as exc:
         db.session.rollback()
+        quality.record_elsewhere(actor, elsewhere, via="import")
         # the code, not the message: a header row may hold a customer's data
         audit.record("customers.import.refused", actor=actor, result="refused", format=fmt, reason=exc.code)
         db.session.commit()
@@ -610,8 +665,9 @@ def _value(customer, key, reveal):
     if key == "gender":
         return GENDERS.get(value, {}).get("zh_CN", value)
     value = str(value)
-    if spec.level in (L2, L3) and spec.level not in reveal:
-        return spec.mask(value) if spec.mask else "****"
+    level = level_of(customer, key)  # a birth date from the ID number is masked as the ID is
+    if level in (L2, L3) and level not in reveal:
+        return mask_value(key, value)
     return value
 
 
@@ -671,8 +727,8 @@ def export_customers(actor, fmt, reason, *, marketing=False):
             unreadable += 1
     headers = [COLUMN_BY_KEY[k].header for k in keys]
     data = write_csv(headers, rows) if fmt == "csv" else write_xlsx(headers, rows)
-    revealed = sorted(k for k in keys if k in FIELDS and FIELDS[k].level in reveal)
-    masked = sorted(k for k in keys if k in FIELDS and FIELDS[k].level in (L2, L3) and k not in revealed)
+    revealed = sorted(k for k in keys if k in FIELDS and column_level(k) in reveal)
+    masked = sorted(k for k in keys if k in FIELDS and column_level(k) in (L2, L3) and k not in revealed)
     audit.record("customers.export.completed", actor=actor, format=fmt, marketing=marketing,
                  reason=reason, rows=len(rows), columns=list(keys), masked=masked, revealed=revealed,
                  unreadable=unreadable)

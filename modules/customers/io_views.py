@@ -21,7 +21,7 @@ from . import io
 from .fields import CHANNELS
 from .views import bp
 
-MIME = {"csv": "text/csv; charset=utf-8",
+MIME = {"csv": "text/csv",  # Flask adds "; charset=utf-8" to a text/* mimetype
         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 MAX_ERRORS_SHOWN = 200
 

@@ -1,10 +1,18 @@
-"""Data quality: duplicate checks through the blind indexes, and completeness of a record."""
+"""Data quality: duplicate checks through the blind indexes, and completeness of a record.
+
+A duplicate check answers "does a customer with this phone / ID number exist?" company-wide,
+so outside the actor's remit it is an oracle: there it says only that a matching customer may
+exist (never who holds it, in which department, or which field matched), every such match is
+audited, and after CUSTOMERS_DUPLICATE_PROBE_LIMIT matches in CUSTOMERS_DUPLICATE_PROBE_WINDOW
+minutes the actor's checks are refused until the window has passed."""
 from __future__ import annotations
+
+import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
-from core.api import crypto, db, pick, scoped, validation
+from core.api import audit, crypto, db, module_setting, pick, scoped, utcnow, validation
 
 from .fields import FIELDS, REQUIRED_FOR_COMPLETENESS
 from .models import Customer
@@ -18,6 +26,13 @@ REASONS = {
     "company_name": _l("Same company name"),
 }
 MAX_MATCHES = 20
+ELSEWHERE_ACTION = "customers.customer.duplicate_elsewhere"
+PROBE_LIMIT = 10  # matches outside the remit per window (CUSTOMERS_DUPLICATE_PROBE_LIMIT)
+PROBE_WINDOW_MINUTES = 60  # CUSTOMERS_DUPLICATE_PROBE_WINDOW
+ELSEWHERE_MESSAGE = _l("A matching customer may exist outside your remit. Your department head can "
+                       "check it before a new record is created.")
+PROBE_LIMIT_MESSAGE = _l("Too many of your duplicate checks matched customers outside your remit "
+                         "recently; new records can be checked again later. Your department head can help.")
 
 
 def _normalised(func, value):
@@ -87,6 +102,23 @@ def split_by_remit(actor, matches):
     visible = set(db.session.scalars(scoped(select(Customer.id), actor, Customer)
                                      .where(Customer.id.in_(ids)))) if ids else set()
     return ([m for m in matches if m[0].id in visible], [m for m in matches if m[0].id not in visible])
+
+
+def probes_left(actor):
+    """How many more matches outside the remit the actor's duplicate checks may meet in the
+    current window (0: refuse the check)."""
+    limit = int(module_setting("customers", "duplicate_probe_limit", PROBE_LIMIT))
+    minutes = int(module_setting("customers", "duplicate_probe_window", PROBE_WINDOW_MINUTES))
+    since = utcnow() - datetime.timedelta(minutes=minutes)
+    return max(limit - audit.count(ELSEWHERE_ACTION, actor=actor, since=since), 0)
+
+
+def record_elsewhere(actor, others, *, via):
+    """Audit each match outside the remit (the customer is named in the trail, for the security
+    officer, never on the page); ``via`` says which check found it ("form", "import")."""
+    for customer_id, reason in others:
+        audit.record(ELSEWHERE_ACTION, target_type="customers_customer", target_id=customer_id,
+                     actor=actor, reason=reason, via=via)
 
 
 def missing_fields(customer):

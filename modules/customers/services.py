@@ -33,6 +33,8 @@ from .fields import (
     PURPOSES,
     SOURCES,
     STATUSES,
+    is_masked,
+    level_of,
 )
 from .models import Consent, Contact, Customer, Share, StatusChange, Transaction
 
@@ -51,6 +53,7 @@ TRANSACTION_CHANNELS = {
 }
 # Non-personal attributes a caller may set alongside the fields of fields.py.
 EXTRA_KEYS = ("source", "tags", "status")
+NOT_NULL_KEYS = ("tags",)  # cleared to "", not None (the column is NOT NULL)
 MAX_TAGS = 200
 MAX_REASON = 500
 MAX_AMOUNT = Decimal("999999999999.99")
@@ -481,7 +484,8 @@ def update_customer(actor, customer, data, expected_version, *, owner=None, cons
     if errors:
         raise InvalidData(errors)
     for key in changed:
-        setattr(customer, key, clean[key])
+        value = clean[key]
+        setattr(customer, key, "" if value is None and key in NOT_NULL_KEYS else value)
     if new_owner is not None and new_owner.id != customer.owner_id:
         customer.owner_id, customer.department_id = new_owner.id, new_owner.department_id
         changed.append("owner")
@@ -534,7 +538,7 @@ def change_status(actor, customer, status, reason=""):
 
 def revealable(customer, field):
     spec = FIELDS.get(field)
-    return spec is not None and spec.masked and customer.kind in spec.kinds
+    return spec is not None and customer.kind in spec.kinds and is_masked(customer, field)
 
 
 def reveal(actor, customer, field, reason=None):
@@ -543,15 +547,15 @@ def reveal(actor, customer, field, reason=None):
     the reason, never the value, and limited per hour (config CUSTOMERS_REVEAL_LIMIT)."""
     if not revealable(customer, field):
         raise InvalidData({"field": _l("This field cannot be revealed.")})
-    spec = FIELDS[field]
-    permission = REVEAL_PERMISSIONS[spec.level]
+    level = level_of(customer, field)  # a birth date from the ID number is revealed as the ID is
+    permission = REVEAL_PERMISSIONS[level]
     if not _is_user(actor) or not can(actor, permission):
         raise NotAllowed(permission)
     try:
         reason = _text(200)(_as_text(reason))
     except validation.ValidationError as exc:
         raise InvalidData({"reason": exc.message}) from None
-    if spec.level == L3 and not reason:
+    if level == L3 and not reason:
         raise InvalidData({"reason": _l("State why you need to see this information.")})
     limit = int(module_setting("customers", "reveal_limit", 60))
     since = utcnow() - datetime.timedelta(hours=1)
@@ -560,8 +564,38 @@ def reveal(actor, customer, field, reason=None):
         raise RevealLimit(_l("You have revealed too many values in the last hour; try again later."))
     value = getattr(customer, field)
     audit.record("customers.field.revealed", target=customer, actor=actor, field=field,
-                 level=f"L{spec.level}", reason=reason)
+                 level=f"L{level}", reason=reason)
     return value
+
+
+# --- exact search by an L2 value ---------------------------------------------------------------
+
+SENSITIVE_SEARCH_ACTION = "customers.customer.searched_sensitive"
+SENSITIVE_SEARCH_LIMIT = 20  # per window (CUSTOMERS_SENSITIVE_SEARCH_LIMIT)
+SENSITIVE_SEARCH_WINDOW_MINUTES = 60  # CUSTOMERS_SENSITIVE_SEARCH_WINDOW
+
+
+class SearchLimit(CustomerError):
+    """Too many exact searches by an L2 value in the window (the web answers 429)."""
+
+
+def count_sensitive_search(actor, kinds):
+    """An exact search by an L2 value (an ID number: bank accounts have no search index) answers
+    "is this number a customer of mine?", so each is audited with the actor's running count in
+    the window, and once the limit is reached further ones are refused (audited) until the
+    window has passed. Returns the count including this search; raises SearchLimit."""
+    limit = int(module_setting("customers", "sensitive_search_limit", SENSITIVE_SEARCH_LIMIT))
+    minutes = int(module_setting("customers", "sensitive_search_window", SENSITIVE_SEARCH_WINDOW_MINUTES))
+    since = utcnow() - datetime.timedelta(minutes=minutes)
+    used = audit.count(SENSITIVE_SEARCH_ACTION, actor=actor, since=since)
+    if used >= limit:
+        audit.record("customers.customer.searched", actor=actor, result="refused",
+                     target_type="customers_customer", query_kinds=list(kinds), reason="sensitive_search_limit")
+        raise SearchLimit(_l("You have searched by ID number too often recently; try again in %(minutes)d "
+                             "minutes or ask your department head.", minutes=minutes))
+    audit.record(SENSITIVE_SEARCH_ACTION, actor=actor, target_type="customers_customer",
+                 query_kinds=list(kinds), count=used + 1, limit=limit)
+    return used + 1
 
 
 # --- consent -----------------------------------------------------------------------------------
@@ -619,8 +653,52 @@ def withdraw_consent(actor, consent, reason):
             customer.updated_at = utcnow()
             audit.record("customers.customer.sensitive_erased", target=customer, actor=actor,
                          fields=erased, consent_id=consent.id)
+            rekey_customer(actor, customer, reason="sensitive_erased")
     db.session.flush()
     return erased
+
+
+def _encrypted_names(model):
+    return [name for name, attr in vars(model).items() if isinstance(attr, crypto.Encrypted)]
+
+
+def reencrypt(obj, old_key, new_key):
+    """Re-encrypt every encrypted field of one row from old_key to new_key (same AAD; the blind
+    indexes do not depend on the data key and stay). Returns how many values moved."""
+    moved = 0
+    for name in _encrypted_names(type(obj)):
+        sealed = type(obj).__dict__[name]
+        token = getattr(obj, sealed.ct)
+        if token:
+            aad = sealed.aad(obj)
+            setattr(obj, sealed.ct, crypto.encrypt(new_key, crypto.decrypt(old_key, token, aad), aad))
+            moved += 1
+    return moved
+
+
+def rekey_customer(actor, customer, *, reason):
+    """Give the customer a new data key and destroy the old one, so that an erased value is gone
+    from every older copy too (a database page, a file copy, a backup): what remains is
+    re-encrypted under the new key, the customer's contacts and records as well, and every
+    module re-encrypts its own rows and files through the hook customers.rekey. Audited with
+    counts, never values. The caller commits."""
+    from core.api import hooks
+    old_key = customer.data_key()
+    new_key = crypto.new_subject_key()
+    db.session.flush()
+    counts = {"customer": reencrypt(customer, old_key, new_key)}
+    counts["contacts"] = sum(reencrypt(c, old_key, new_key) for c in customer.contacts)
+    counts["transactions"] = sum(reencrypt(t, old_key, new_key) for t in customer.transactions)
+    for module, moved in hooks.call("customers.rekey", customer, old_key, new_key, all_departments=True):
+        counts[module] = int(moved or 0)
+    customer.subject_key = new_key
+    db.session.flush()
+    old_id, new_id = old_key.id, new_key.id
+    crypto.destroy_subject_key(old_key)
+    audit.record("customers.customer.rekeyed", target=customer, actor=actor, reason=reason,
+                 old_key_id=old_id, new_key_id=new_id,
+                 reencrypted=sorted(f"{k}={v}" for k, v in counts.items()))
+    return counts
 
 
 def has_consent(customer, purpose, sensitive=False):

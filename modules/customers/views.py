@@ -20,7 +20,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import selectinload
 
 from core.api import Department, User, audit, can, db, deny, hooks, pick, require, validation
@@ -37,6 +37,9 @@ from .fields import (
     PURPOSES,
     SOURCES,
     STATUSES,
+    is_masked,
+    level_of,
+    mask_value,
 )
 from .forms import (
     CONSENT_FIELDS,
@@ -60,6 +63,7 @@ MAX_SORTED_PAGE = 200  # sorting by a module's column pages with OFFSET: keep it
 MAX_QUERY = 100
 DETAIL_TRANSACTIONS = 10
 PHONE_FIELDS = ("phone", "phone2", "fax")
+SENSITIVE_QUERY_KINDS = ("id_number",)  # exact search by an L2 value: counted and limited
 OTHER_LABELS = {"source": _l("Source channel"), "tags": _l("Tags")}
 
 
@@ -176,7 +180,17 @@ def index():
         if value and value in {str(v) for v, _label in extra.choices}:
             stmt = extra.apply(stmt, value)
     q = args.get("q", "").strip()[:MAX_QUERY]
-    if q:
+    search_limit, http_status = None, 200
+    sensitive = [k for k in SENSITIVE_QUERY_KINDS if q and _normalise(k, q)]
+    if sensitive:
+        try:
+            services.count_sensitive_search(actor, sensitive)
+        except services.SearchLimit as exc:
+            db.session.commit()  # the refusal is audited
+            search_limit, http_status = exc.message, 429
+    if search_limit is not None:
+        stmt = stmt.where(false())  # refused: no answer at all, whatever the number
+    elif q:
         stmt = stmt.where(api.search_filter(q, _normalise))
     stmt = stmt.options(selectinload(Customer.subject_key), selectinload(Customer.owner))
     columns = _hook("customers.list_columns", actor)
@@ -208,7 +222,7 @@ def index():
         if rows and has_prev:
             pager["prev"] = {"before": rows[0].id}
     values = {c.key: c.values(rows) or {} for c in columns}
-    if q:
+    if q and search_limit is None:
         audit.record("customers.customer.searched", actor=actor, target_type="customers_customer",
                      shown=[c.id for c in rows], query_kinds=[k for k in ("phone", "id_number", "name")
                                                               if _normalise(k, q)])
@@ -224,7 +238,8 @@ def index():
         extra_filters=extra_filters, columns=columns, values=values, pager=pager, page_url=page_url,
         sort=sort.key if sort else "", direction=args.get("dir", "desc"), mask_phone=validation.mask_phone,
         can_create=can(actor, "customers.create"), can_import=can(actor, "customers.import"),
-        can_export=can(actor, "customers.export") or can(actor, "customers.marketing_export"))
+        can_export=can(actor, "customers.export") or can(actor, "customers.marketing_export"),
+        search_limit=search_limit), http_status
 
 
 @bp.route("/incomplete")
@@ -274,8 +289,11 @@ def new():
     if request.method == "GET":
         form.owner_id.data = str(actor.id)
         form.consent_notice_version.data = services.notice_version()
-    duplicates, general, status = None, [], 200
-    if form.validate_on_submit():
+    duplicates, general, status, probe_limited = None, [], 200, False
+    if request.method == "POST" and not quality.probes_left(actor):
+        # the duplicate check would be an oracle: refuse it (and so the record), whatever was typed
+        probe_limited, status = True, 429
+    elif form.validate_on_submit():
         data = {**form.customer_data(), "kind": kind}
         owner = form.owner_id.data if actor.role == "head" else None
         try:
@@ -283,10 +301,16 @@ def new():
             matches = quality.find_duplicates(
                 actor, phone=customer.phone, id_number=customer.id_number if kind == "person" else None,
                 credit_code=customer.credit_code, name=customer.display_name, exclude_id=customer.id)
+            mine, others = quality.split_by_remit(actor, matches)
+            elsewhere = [(c.id, reason) for c, reason in others]
             if matches and request.form.get("confirm_duplicate") != "1":
                 db.session.rollback()  # not created: the user decides first
-                duplicates, status = quality.split_by_remit(actor, matches), 200
+                quality.record_elsewhere(actor, elsewhere, via="form")
+                db.session.commit()
+                # outside the remit: only that a match may exist, never who, where or which field
+                duplicates, status = (mine, bool(elsewhere)), 200
             else:
+                quality.record_elsewhere(actor, elsewhere, via="form")
                 if matches:
                     audit.record("customers.customer.duplicate_confirmed", target=customer, actor=actor,
                                  duplicates=[c.id for c, _reason in matches])
@@ -300,8 +324,9 @@ def new():
         status = 400
     return render_template("customers/form.html", form=form, kind=kind, customer=None, duplicates=duplicates,
                            general_errors=general, field_names=KIND_FIELDS[kind], conflicts=None, masked_now={},
-                           show_owner=actor.role == "head", show_consent=True,
-                           reasons=quality.REASONS), status
+                           show_owner=actor.role == "head", show_consent=True, probe_limited=probe_limited,
+                           reasons=quality.REASONS, elsewhere_message=quality.ELSEWHERE_MESSAGE,
+                           probe_limit_message=quality.PROBE_LIMIT_MESSAGE), status
 
 
 # --- detail --------------------------------------------------------------------------------------
@@ -311,12 +336,12 @@ def _field_rows(customer, revealed):
     for name in (*KIND_FIELDS[customer.kind], "notes"):
         spec = FIELDS[name]
         value = getattr(customer, name)
-        row = {"name": name, "label": pick(spec.label), "level": spec.level, "value": value,
+        row = {"name": name, "label": pick(spec.label), "level": level_of(customer, name), "value": value,
                "masked": False, "revealed": name in revealed, "empty": value in (None, "")}
         if name in revealed:
             row["value"] = revealed[name]
-        elif spec.masked and not row["empty"]:
-            row["value"], row["masked"] = spec.mask(value) if spec.mask else "****", True
+        elif is_masked(customer, name) and not row["empty"]:  # also a birth date from the ID number
+            row["value"], row["masked"] = mask_value(name, value), True
         elif name == "gender" and value:
             row["value"] = _choice_label(GENDERS, value)
         elif name in PHONE_FIELDS and value:
@@ -394,7 +419,7 @@ def reveal(customer_id, field):
 
 def _fill_form(form, customer):
     for name in (*form.kind_fields, "source", "tags", "notes"):
-        if name in MASKED_FIELDS:
+        if name in MASKED_FIELDS or (name in FIELDS and is_masked(customer, name)):
             continue
         form[name].data = getattr(customer, name) or ""
     form.version.data = str(customer.version)
@@ -412,12 +437,10 @@ def _conflicts(customer, form):
         current = getattr(customer, name)
         if (current or None) == mine:
             continue
-        if spec is not None and spec.masked:
-            shown = spec.mask(current) if current else ""
-        else:
-            shown = current or ""
+        masked = spec is not None and is_masked(customer, name)
+        shown = (mask_value(name, current) if current else "") if masked else (current or "")
         rows.append({"name": name, "label": pick(spec.label) if spec else OTHER_LABELS.get(name, name),
-                     "current": shown, "masked": spec is not None and spec.masked})
+                     "current": shown, "masked": masked})
     return rows
 
 
@@ -434,8 +457,12 @@ def edit(customer_id):
     general, conflicts, status = [], None, 200
     if form.validate_on_submit():
         owner = form.owner_id.data if actor.role == "head" else None
+        data = form.customer_data(keep_masked=True)
+        if customer.kind == "person" and customer.id_number and "id_number" not in data:
+            # derived from the kept ID number, shown masked: it changes only with the number
+            data.pop("birth_date", None)
         try:
-            changed = services.update_customer(actor, customer, form.customer_data(keep_masked=True),
+            changed = services.update_customer(actor, customer, data,
                                                form.version.data, owner=owner,
                                                consent=form.consent_data() if show_consent else None)
             db.session.commit()
@@ -453,8 +480,8 @@ def edit(customer_id):
             return redirect(url_for("customers.detail", customer_id=customer.id))
     elif request.method == "POST":
         status = 400
-    masked_now = {name: FIELDS[name].mask(getattr(customer, name)) for name in MASKED_FIELDS
-                  if customer.kind == "person" and getattr(customer, name)}
+    masked_now = {name: mask_value(name, getattr(customer, name)) for name in KIND_FIELDS[customer.kind]
+                  if is_masked(customer, name) and getattr(customer, name)}
     return render_template("customers/form.html", form=form, kind=customer.kind, customer=customer,
                            duplicates=None, general_errors=general, conflicts=conflicts, reasons=quality.REASONS,
                            field_names=KIND_FIELDS[customer.kind], masked_now=masked_now,

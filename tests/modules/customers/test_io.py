@@ -267,8 +267,8 @@ def test_export_reveals_only_with_the_permissions_and_audits_it(app, people):
         row = next(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
         assert row["身份证号"] == ID_1 and row["家庭住址"] == "北京市朝阳区示例路1号"
         (revealed,) = entries("customers.export.revealed")
-        assert revealed.details_dict["fields"] == ["bank_account", "emergency_contact", "home_address",
-                                                   "id_number"]
+        assert revealed.details_dict["fields"] == ["bank_account", "birth_date", "emergency_contact",
+                                                   "home_address", "id_number"]  # birth date: from the ID
         assert revealed.details_dict["reason"] == "年度核查" and ID_1 not in revealed.details
 
 
