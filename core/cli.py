@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import ScriptInfo, with_appcontext
+from flask_babel import gettext as _
 from sqlalchemy import inspect, select
 
 from core import audit, services
@@ -228,23 +229,29 @@ def modules():
 @modules.command("list")
 @with_appcontext
 def modules_list():
+    """One line per module: name, version, title, depends, source, state (tab-separated)."""
     require_ready()
-    from core.models import ModuleEnablement, ModuleState
-    installed = {m.name for m in db.session.execute(select(ModuleState)).scalars()}
+    from core import lifecycle
+    from core.models import ModuleEnablement
     enabled = {}
     for row, code in db.session.execute(select(ModuleEnablement, Department.code).join(
             Department, Department.id == ModuleEnablement.department_id)).all():
         enabled.setdefault(row.module, []).append(code)
-    for name, info in current_app.extensions["kehu.modules"].items():
-        m = info.manifest
-        if m.required and name in installed:
-            state = "installed, always enabled"
-        elif name in installed:
-            state = "installed, enabled in: " + (", ".join(sorted(enabled.get(name, []))) or "-")
+    # the columns and state names are for scripts as much as for people: they stay in English
+    for name, found in lifecycle.statuses().items():
+        if found.state == lifecycle.MISSING:
+            click.echo(f"{name}\t{found.stored}\t-\tdepends=-\t-\tmissing")
+            continue
+        m = found.info.manifest
+        where = "always enabled" if m.required else "enabled in: " + (", ".join(sorted(enabled.get(name, []))) or "-")
+        if found.state == lifecycle.INSTALLED:
+            state = f"installed, {where}"
+        elif found.state == lifecycle.TO_UPGRADE:
+            state = f"to upgrade from {found.stored}, {where}"
         else:
             state = "not installed"
         depends = ",".join(m.depends) or "-"
-        click.echo(f"{name}\t{m.version}\t{m.title['zh_CN']}\tdepends={depends}\t{info.source}\t{state}")
+        click.echo(f"{name}\t{m.version}\t{m.title['zh_CN']}\tdepends={depends}\t{found.info.source}\t{state}")
 
 
 @modules.command("install")
@@ -258,6 +265,61 @@ def modules_install(name):
     except services.ServiceError as exc:
         fail(exc)
     click.echo(f"installed: {', '.join(done)}" if done else f"{name} is installed already")
+
+
+@modules.command("upgrade")
+@click.argument("name")
+@with_appcontext
+def modules_upgrade(name):
+    """Run a module's new migrations and store its new version."""
+    require_ready()
+    from core import lifecycle
+    try:
+        done = lifecycle.upgrade_module(cli_actor(), name)
+        db.session.commit()
+    except services.ServiceError as exc:
+        fail(exc)
+    for module, old, new in done:
+        click.echo(_("upgraded %(name)s from %(old)s to %(new)s", name=module, old=old, new=new))
+
+
+@modules.command("uninstall")
+@click.argument("name")
+@click.option("--purge", is_flag=True, help="Also delete the module's data (a missing module: forget it).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def modules_uninstall(name, purge, yes):
+    """Drop a module's tables through its migrations and forget it."""
+    require_ready()
+    from core import lifecycle
+    try:
+        plan = lifecycle.check_uninstall(name, purge)
+    except services.ServiceError as exc:
+        fail(exc)
+    db.session.rollback()  # hold no transaction (on SQLite: no write lock) while the user decides
+    if not yes:
+        if plan.status.state == lifecycle.MISSING:
+            question = _("Forget missing module %(name)s? Its tables stay in the database.", name=name)
+        elif plan.rows:
+            question = _("Uninstall %(name)s and delete its data (%(counts)s)?", name=name,
+                         counts=lifecycle.counts_text(plan.counts))
+        else:
+            question = _("Uninstall %(name)s?", name=name)
+        click.confirm(question, abort=True)
+    try:
+        done = lifecycle.uninstall_module(cli_actor(), name, purge)
+        db.session.commit()
+    except services.ServiceError as exc:
+        fail(exc)
+    if plan.status.state == lifecycle.MISSING:
+        click.echo(_("forgot missing module %(name)s; its tables remain in the database: %(tables)s",
+                     name=name, tables=", ".join(done.kept)) if done.kept else
+                   _("forgot missing module %(name)s; it left no tables", name=name))
+    elif done.purged:
+        click.echo(_("uninstalled %(name)s and deleted %(counts)s", name=name,
+                     counts=lifecycle.counts_text(done.purged)))
+    else:
+        click.echo(_("uninstalled %(name)s", name=name))
 
 
 def _toggle(name, department_code, enable):
