@@ -254,6 +254,80 @@ def modules_list():
         click.echo(f"{name}\t{m.version}\t{m.title['zh_CN']}\tdepends={depends}\t{found.info.source}\t{state}")
 
 
+@modules.command("show")
+@click.argument("name")
+@with_appcontext
+def modules_show(name):
+    """Everything a module contributes: routes, permissions, menus, hooks, tables, migrations."""
+    require_ready()
+    from core import lifecycle
+    try:
+        found = lifecycle.status(name)
+    except services.ServiceError as exc:
+        fail(exc)
+    for line in _show_lines(found):
+        click.echo(line)
+
+
+def _show_lines(found):
+    from core import access, audit, hooks, lifecycle
+    from core.i18n import pick
+    none = "-"
+    if found.info is None:  # missing: only the database remembers it
+        tables = lifecycle.leftover_tables(found.name)
+        gone = _("%(stored)s installed; its code is gone", stored=found.stored)
+        return [found.name,
+                f"{_('Version')}: {gone}",
+                f"{_('State')}: {found.label}",
+                f"{_('Tables')}: {', '.join(tables) or none}"]
+    info, m, c = found.info, found.info.manifest, found.info.contributions
+    app = current_app
+    version = (_("%(code)s in the code, %(stored)s installed", code=m.version, stored=found.stored)
+               if found.stored else m.version)
+    lines = [f"{found.name} — {pick(m.title)}",
+             f"{_('Version')}: {version}",
+             f"{_('State')}: {found.label}",
+             f"{_('Source')}: {info.source} {info.path}",
+             f"{_('Depends on')}: {', '.join(m.depends) or none}",
+             f"{_('Uses')}: {', '.join(m.uses) or none}"]
+
+    def section(title, rows):
+        lines.append(f"{title}:" if rows else f"{title}: {none}")
+        lines.extend(f"  {row}" for row in rows)
+
+    kinds = access.endpoint_kinds(app)
+    routes = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint.split(".", 1)[0] != found.name or rule.endpoint.endswith(".static"):
+            continue
+        view = app.view_functions[rule.endpoint]
+        permission = getattr(view, "kehu_permission", None) or (
+            "public" if getattr(view, "kehu_public", False) else "signed in")
+        methods = ",".join(sorted(set(rule.methods) - {"HEAD", "OPTIONS"}))
+        routes.append(f"{rule.rule}  {rule.endpoint}  {methods}  {permission}  {kinds.get(rule.endpoint, none)}")
+    section(_("Routes"), routes)
+    declared = access.declared()
+    section(_("Permissions"), [
+        f"{p}  {pick(declared[p].label)}  ({_('Default roles')}: {', '.join(declared[p].roles) or none})"
+        for p in c["permissions"]])
+    section(_("Menus"), [f"{item.id}  {pick(item.label)}  → {item.endpoint}  ({item.permission}, {item.order})"
+                         for item in app.extensions["kehu.menus"] if item.module == found.name])
+    offered = hooks.offered(app)
+    section(_("Hooks offered"), [f"{h}  {offered[h].signature}  {offered[h].doc}".rstrip()
+                                 for h in c["hooks_offered"]])
+    section(_("Hooks used"), list(c["hooks"]))
+    actions = audit.declared_actions()
+    section(_("Audit actions"), [f"{a}  {pick(actions[a].label)}" for a in c["audit_actions"]])
+    section(_("CLI commands"), [f"kehu {command}" for command in c["cli"]])
+    section(_("Tables"), list(c["tables"]))
+    migrations = none
+    if c["migrations"]:
+        head = lifecycle.script_directory().get_revision(f"{found.name}@head").revision
+        migrations = _("%(folder)s, head revision %(head)s", folder=c["migrations"], head=head)
+    lines.append(f"{_('Migrations')}: {migrations}")
+    return lines
+
+
 @modules.command("install")
 @click.argument("name")
 @with_appcontext

@@ -1,5 +1,5 @@
 """The lifecycle of a module on the real migrations: states, upgrade, uninstall (with purge), a
-module whose code is gone, a migration that fails half-way, and `kehu modules list`.
+module whose code is gone, a migration that fails half-way, and `kehu modules show`.
 
 The `lifemod` and `lifedep` fixture modules are copied into tmp_path and changed there; the app
 is built again after each change, as a restarted server would be."""
@@ -222,6 +222,10 @@ def test_a_removed_module_is_missing_and_the_others_still_install(fresh, tmp_pat
     assert {"grading_rule", "notices_notice", "lifemod_item"} <= tables(app)
     assert {"lifemod_0001", "grading_0001", "notices_0001"} <= versions(app)  # lifemod's row is kept
     assert query(app, "SELECT title FROM lifemod_item") == [("甲",)]
+    show = run(app, "modules", "show", "lifemod")
+    assert show.exit_code == 0, show.output
+    assert show.output.splitlines() == ["lifemod", "Version: 1.0.0 installed; its code is gone",
+                                        "State: Code missing", "Tables: lifemod_item"]
 
 
 def test_a_missing_module_is_forgotten_with_purge_and_its_tables_are_named(fresh, tmp_path, mods):
@@ -446,3 +450,48 @@ def test_customers_cannot_be_uninstalled(fresh):
     assert response.status_code == 200
     assert stored(app, "customers") == "1.0.0" and "customers_customer" in tables(app)
     assert entries(app, "core.module.uninstalled") == []
+
+
+# --- show -------------------------------------------------------------------------------------------
+
+def test_modules_show_prints_what_a_module_contributes(fresh, mods):
+    app = fresh
+    run(app, "modules", "install", "lifemod")
+    result = run(app, "modules", "show", "lifemod")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    migrations = mods / "lifemod" / "migrations"
+    for expected in [
+        "lifemod — Lifecycle test",
+        "Version: 1.0.0 in the code, 1.0.0 installed",
+        "State: Installed",
+        f"Source: mods/ {mods / 'lifemod'}",
+        "Depends on: customers",
+        "Uses: -",
+        "Routes:",
+        "  /lifemod/  lifemod.index  GET  lifemod.view  read",
+        "  /lifemod/<int:item_id>/close  lifemod.close  POST  lifemod.close  action",
+        "Permissions:",
+        "  lifemod.view  View test items  (Default roles: sales, head)",
+        "  lifemod.close  Close test items  (Default roles: head)",
+        "Menus:",
+        "  lifemod.items  Test items  → lifemod.index  (lifemod.view, 100)",
+        "Hooks offered:",
+        "  lifemod.summary  summary(item) -> str  One line about an item.",
+        "Hooks used:",
+        "  customers.timeline",
+        "Audit actions:",
+        "  lifemod.item.created  Test item created",
+        "CLI commands:",
+        "  kehu lifemod",
+        "Tables:",
+        "  lifemod_item",
+        f"Migrations: {migrations}, head revision lifemod_0001",
+    ]:
+        assert expected in lines, (expected, lines)
+    assert lines.index("Routes:") < lines.index("Permissions:") < lines.index("Migrations: " + f"{migrations}, "
+                                                                               "head revision lifemod_0001")
+
+    dep = run(app, "modules", "show", "lifedep").output.splitlines()
+    assert "State: Not installed" in dep and "Routes: -" in dep and "Version: 1.0.0" in dep
+    one_line_error(run(app, "modules", "show", "nosuch"), "nosuch")
