@@ -100,6 +100,7 @@ def init(demo):
     master = Path(app.config["MASTER_KEY_FILE"])
     secret = Path(app.config["SECRET_KEY_FILE"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _create_database(db.engine.url)
     if not master.exists():
         if _schema_ready() and db.session.execute(select(User).limit(1)).first():
             fail(f"the database holds data but the master key {master} is missing; restore the key file "
@@ -130,6 +131,21 @@ def init(demo):
     if demo:
         from core import demo as demo_data
         demo_data.create(click.echo)
+
+
+def _create_database(url):
+    """A PostgreSQL database that does not exist yet is created (SQLite makes its file itself)."""
+    import sqlalchemy.exc
+    from sqlalchemy_utils import create_database, database_exists
+    if url.get_backend_name() == "sqlite":
+        return
+    try:
+        if database_exists(url):
+            return
+        create_database(url)
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # unreachable server, no CREATEDB right: one line
+        fail(f"cannot create database {url.database}: {(str(exc).strip().splitlines() or [''])[0]}")
+    click.echo(_("created database %(name)s", name=url.database))
 
 
 def _restrict_permissions(instance, url):
