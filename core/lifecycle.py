@@ -171,7 +171,20 @@ def uninstall_plan(name):
     if dependants:
         return UninstallPlan(found, refusal=_("Module %(name)s is needed by %(others)s: uninstall those first.",
                                               name=name, others=", ".join(dependants)))
+    # a missing module's manifest is gone, but its foreign keys to this module's tables are not
+    referencing = referencing_tables(found.info.contributions["tables"])
+    if referencing:
+        return UninstallPlan(found, refusal=_("Tables of other modules refer to those of %(name)s: %(tables)s.",
+                                              name=name, tables=", ".join(referencing)))
     return UninstallPlan(found, row_counts(found.info.contributions["tables"]))
+
+
+def referencing_tables(tables):
+    """The tables outside ``tables`` that have a foreign key to one of them."""
+    own = set(tables)
+    inspector = inspect(db.session.connection())
+    return sorted(other for other in inspector.get_table_names() if other not in own
+                  and any(fk["referred_table"] in own for fk in inspector.get_foreign_keys(other)))
 
 
 @dataclass

@@ -388,6 +388,20 @@ def test_uninstall_is_refused_while_a_dependant_is_installed(fresh):
     assert [e.details_dict["purged"] for e in entries(app, "core.module.uninstalled")] == [False, False]
 
 
+def test_uninstall_is_refused_while_a_missing_module_refers_to_its_tables(fresh, tmp_path, mods):
+    app = fresh
+    run(app, "modules", "install", "lifedep")
+    shutil.rmtree(mods / "lifedep")
+    app = rebuild(tmp_path, mods, app)
+    assert state(app, "lifedep") == lifecycle.MISSING
+    # lifedep_0001 was the only row recording lifemod_0001 and customers_0001: both are vouched for
+    assert run(app, "modules", "install", "notices").output.strip() == "installed: notices"
+    one_line_error(run(app, "modules", "uninstall", "lifemod", "--yes"), "lifemod", "lifedep_note")
+    assert stored(app, "lifemod") == "1.0.0" and "lifemod_item" in tables(app)
+    assert run(app, "modules", "uninstall", "lifedep", "--purge", "--yes").exit_code == 0  # forgotten,
+    one_line_error(run(app, "modules", "uninstall", "lifemod", "--yes"), "lifedep_note")  # its table stays
+
+
 def test_uninstall_with_data_needs_purge_then_reinstall_works(fresh):
     app = fresh
     run(app, "modules", "install", "lifemod")
