@@ -128,8 +128,9 @@ def upgrade_module(actor, name):
 
 
 def grant_new_permissions(info):
-    """Give the default roles each permission of the module that no role holds yet, i.e. one new
-    in this version. A grant the administrator took away stays away."""
+    """Give the default roles each permission of the module that no role holds yet: one new in
+    this version. Grants of the others stay as the administrator left them, so a permission taken
+    from some roles is not handed back (one taken from every role would count as new)."""
     held = set(db.session.execute(select(RoleGrant.permission).distinct()).scalars())
     declared = access.declared()
     granted = []
