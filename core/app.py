@@ -153,7 +153,9 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
     auth.init_app(app)
     views.init_app(app)
 
-    if load_modules and not app.config.get("SAFE_MODE"):
+    # without module code (safe mode) no installed module can be told "missing"
+    app.extensions["kehu.modules_loaded"] = load_modules and not app.config.get("SAFE_MODE")
+    if app.extensions["kehu.modules_loaded"]:
         paths = extra_module_paths() + list(app.config.get("MODULE_PATHS", ()))
         app.extensions["kehu.modules"] = load_all(app, paths)
     app.jinja_loader = ChoiceLoader([FileSystemLoader(app.template_folder)] + [

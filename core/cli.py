@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import ScriptInfo, with_appcontext
+from flask_babel import gettext as _
 from sqlalchemy import inspect, select
 
 from core import audit, services
@@ -100,6 +101,7 @@ def init(demo):
     master = Path(app.config["MASTER_KEY_FILE"])
     secret = Path(app.config["SECRET_KEY_FILE"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _create_database(db.engine.url)
     if not master.exists():
         if _schema_ready() and db.session.execute(select(User).limit(1)).first():
             fail(f"the database holds data but the master key {master} is missing; restore the key file "
@@ -130,6 +132,21 @@ def init(demo):
     if demo:
         from core import demo as demo_data
         demo_data.create(click.echo)
+
+
+def _create_database(url):
+    """A PostgreSQL database that does not exist yet is created (SQLite makes its file itself)."""
+    import sqlalchemy.exc
+    from sqlalchemy_utils import create_database, database_exists
+    if url.get_backend_name() == "sqlite":
+        return
+    try:
+        if database_exists(url):
+            return
+        create_database(url)
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # unreachable server, no CREATEDB right: one line
+        fail(f"cannot create database {url.database}: {(str(exc).strip().splitlines() or [''])[0]}")
+    click.echo(_("created database %(name)s", name=url.database))
 
 
 def _restrict_permissions(instance, url):
@@ -252,23 +269,103 @@ def modules():
 @modules.command("list")
 @with_appcontext
 def modules_list():
+    """One line per module: name, version, title, depends, source, state (tab-separated)."""
     require_ready()
-    from core.models import ModuleEnablement, ModuleState
-    installed = {m.name for m in db.session.execute(select(ModuleState)).scalars()}
+    from core import lifecycle
+    from core.models import ModuleEnablement
     enabled = {}
     for row, code in db.session.execute(select(ModuleEnablement, Department.code).join(
             Department, Department.id == ModuleEnablement.department_id)).all():
         enabled.setdefault(row.module, []).append(code)
-    for name, info in current_app.extensions["kehu.modules"].items():
-        m = info.manifest
-        if m.required and name in installed:
-            state = "installed, always enabled"
-        elif name in installed:
-            state = "installed, enabled in: " + (", ".join(sorted(enabled.get(name, []))) or "-")
+    # the columns and state names are for scripts as much as for people: they stay in English
+    for name, found in lifecycle.statuses().items():
+        if found.state == lifecycle.MISSING:
+            click.echo(f"{name}\t{found.stored}\t-\tdepends=-\t-\tmissing")
+            continue
+        m = found.info.manifest
+        where = "always enabled" if m.required else "enabled in: " + (", ".join(sorted(enabled.get(name, []))) or "-")
+        if found.state == lifecycle.INSTALLED:
+            state = f"installed, {where}"
+        elif found.state == lifecycle.TO_UPGRADE:
+            state = f"to upgrade from {found.stored}, {where}"
         else:
             state = "not installed"
         depends = ",".join(m.depends) or "-"
-        click.echo(f"{name}\t{m.version}\t{m.title['zh_CN']}\tdepends={depends}\t{info.source}\t{state}")
+        click.echo(f"{name}\t{m.version}\t{m.title['zh_CN']}\tdepends={depends}\t{found.info.source}\t{state}")
+
+
+@modules.command("show")
+@click.argument("name")
+@with_appcontext
+def modules_show(name):
+    """Everything a module contributes: routes, permissions, menus, hooks, tables, migrations."""
+    require_ready()
+    from core import lifecycle
+    try:
+        found = lifecycle.status(name)
+    except services.ServiceError as exc:
+        fail(exc)
+    for line in _show_lines(found):
+        click.echo(line)
+
+
+def _show_lines(found):
+    from core import access, audit, hooks, lifecycle
+    from core.i18n import pick
+    none = "-"
+    if found.info is None:  # missing: only the database remembers it
+        tables = lifecycle.leftover_tables(found.name)
+        gone = _("%(stored)s installed; its code is gone", stored=found.stored)
+        return [found.name,
+                f"{_('Version')}: {gone}",
+                f"{_('State')}: {found.label}",
+                f"{_('Tables')}: {', '.join(tables) or none}"]
+    info, m, c = found.info, found.info.manifest, found.info.contributions
+    app = current_app
+    version = (_("%(code)s in the code, %(stored)s installed", code=m.version, stored=found.stored)
+               if found.stored else m.version)
+    lines = [f"{found.name} — {pick(m.title)}",
+             f"{_('Version')}: {version}",
+             f"{_('State')}: {found.label}",
+             f"{_('Source')}: {info.source} {info.path}",
+             f"{_('Depends on')}: {', '.join(m.depends) or none}",
+             f"{_('Uses')}: {', '.join(m.uses) or none}"]
+
+    def section(title, rows):
+        lines.append(f"{title}:" if rows else f"{title}: {none}")
+        lines.extend(f"  {row}" for row in rows)
+
+    kinds = access.endpoint_kinds(app)
+    routes = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint.split(".", 1)[0] != found.name or rule.endpoint.endswith(".static"):
+            continue
+        view = app.view_functions[rule.endpoint]
+        permission = getattr(view, "kehu_permission", None) or (
+            "public" if getattr(view, "kehu_public", False) else "signed in")
+        methods = ",".join(sorted(set(rule.methods) - {"HEAD", "OPTIONS"}))
+        routes.append(f"{rule.rule}  {rule.endpoint}  {methods}  {permission}  {kinds.get(rule.endpoint, none)}")
+    section(_("Routes"), routes)
+    declared = access.declared()
+    section(_("Permissions"), [
+        f"{p}  {pick(declared[p].label)}  ({_('Default roles')}: {', '.join(declared[p].roles) or none})"
+        for p in c["permissions"]])
+    section(_("Menus"), [f"{item.id}  {pick(item.label)}  → {item.endpoint}  ({item.permission}, {item.order})"
+                         for item in app.extensions["kehu.menus"] if item.module == found.name])
+    offered = hooks.offered(app)
+    section(_("Hooks offered"), [f"{h}  {offered[h].signature}  {offered[h].doc}".rstrip()
+                                 for h in c["hooks_offered"]])
+    section(_("Hooks used"), list(c["hooks"]))
+    actions = audit.declared_actions()
+    section(_("Audit actions"), [f"{a}  {pick(actions[a].label)}" for a in c["audit_actions"]])
+    section(_("CLI commands"), [f"kehu {command}" for command in c["cli"]])
+    section(_("Tables"), list(c["tables"]))
+    migrations = none
+    if c["migrations"]:
+        head = lifecycle.script_directory().get_revision(f"{found.name}@head").revision
+        migrations = _("%(folder)s, head revision %(head)s", folder=c["migrations"], head=head)
+    lines.append(f"{_('Migrations')}: {migrations}")
+    return lines
 
 
 @modules.command("install")
@@ -282,6 +379,61 @@ def modules_install(name):
     except services.ServiceError as exc:
         fail(exc)
     click.echo(f"installed: {', '.join(done)}" if done else f"{name} is installed already")
+
+
+@modules.command("upgrade")
+@click.argument("name")
+@with_appcontext
+def modules_upgrade(name):
+    """Run a module's new migrations and store its new version."""
+    require_ready()
+    from core import lifecycle
+    try:
+        done = lifecycle.upgrade_module(cli_actor(), name)
+        db.session.commit()
+    except services.ServiceError as exc:
+        fail(exc)
+    for module, old, new in done:
+        click.echo(_("upgraded %(name)s from %(old)s to %(new)s", name=module, old=old, new=new))
+
+
+@modules.command("uninstall")
+@click.argument("name")
+@click.option("--purge", is_flag=True, help="Also delete the module's data (a missing module: forget it).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def modules_uninstall(name, purge, yes):
+    """Drop a module's tables through its migrations and forget it."""
+    require_ready()
+    from core import lifecycle
+    try:
+        plan = lifecycle.check_uninstall(name, purge)
+    except services.ServiceError as exc:
+        fail(exc)
+    db.session.rollback()  # hold no transaction (on SQLite: no write lock) while the user decides
+    if not yes:
+        if plan.status.state == lifecycle.MISSING:
+            question = _("Forget missing module %(name)s? Its tables stay in the database.", name=name)
+        elif plan.rows:
+            question = _("Uninstall %(name)s and delete its data (%(counts)s)?", name=name,
+                         counts=lifecycle.counts_text(plan.counts))
+        else:
+            question = _("Uninstall %(name)s?", name=name)
+        click.confirm(question, abort=True)
+    try:
+        done = lifecycle.uninstall_module(cli_actor(), name, purge)
+        db.session.commit()
+    except services.ServiceError as exc:
+        fail(exc)
+    if plan.status.state == lifecycle.MISSING:
+        click.echo(_("forgot missing module %(name)s; its tables remain in the database: %(tables)s",
+                     name=name, tables=", ".join(done.kept)) if done.kept else
+                   _("forgot missing module %(name)s; it left no tables", name=name))
+    elif done.purged:
+        click.echo(_("uninstalled %(name)s and deleted %(counts)s", name=name,
+                     counts=lifecycle.counts_text(done.purged)))
+    else:
+        click.echo(_("uninstalled %(name)s", name=name))
 
 
 def _toggle(name, department_code, enable):

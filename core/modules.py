@@ -391,12 +391,23 @@ def load_all(app, extra_paths=()):
         for table in sorted(new_tables):
             if not table.startswith(info.name + "_"):
                 raise ModuleError(f"module {info.name}: table {table!r} must start with {info.name}_")
-        info.contributions["tables"] = sorted(new_tables)
         before |= new_tables
     for module, hook_name in app.extensions["kehu.own_hooks"]:
         if not hooks.is_offered(app, hook_name):
             raise ModuleError(f"module {module}: hook {hook_name!r} is not offered by {module}")
+    for info in ordered:
+        info.contributions["tables"] = owned_tables(info.name, [i.name for i in ordered], db.metadata.tables)
     return {info.name: info for info in ordered}
+
+
+def owned_tables(name, names, tables):
+    """The tables of module ``name`` among ``tables``: those named ``name_…`` that no other module
+    with a longer name (``name_x``) claims. By name rather than by what its setup added to the
+    shared MetaData: Python imports a module's models once per process, so a second app built in
+    the same process (the tests, the CLI's factory) would see no new tables and record none."""
+    longer = [n for n in names if n != name and n.startswith(name + "_")]
+    return sorted(t for t in tables if t.startswith(name + "_")
+                  and not any(t.startswith(n + "_") for n in longer))
 
 
 def extra_module_paths():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-from alembic import command as alembic_command
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -183,9 +182,10 @@ def installed_state(name):
 
 
 def run_migrations(target):
-    """Upgrade the schema to ``target`` (e.g. "core@head", "grading@head", "heads")."""
-    config = current_app.extensions["migrate"].migrate.get_config()
-    alembic_command.upgrade(config, target)
+    """Upgrade the schema to ``target`` (e.g. "core@head", "grading@head", "heads") and commit."""
+    from core import lifecycle
+    lifecycle.migrate(target)
+    db.session.commit()
 
 
 def install_module(actor, name):
@@ -199,9 +199,8 @@ def install_module(actor, name):
     if installed_state(name) is not None:
         return installed
     if current_app.config.get("RUN_MIGRATIONS", True) and info.contributions["migrations"]:
-        # the migration runs on its own connection: end our transaction so SQLite is not locked
-        db.session.commit()
-        run_migrations(f"{name}@head")
+        from core import lifecycle  # in this transaction: a failure leaves nothing half-installed
+        lifecycle.run_or_fail(actor, name, "install", f"{name}@head")
     db.session.add(ModuleState(name=name, version=info.manifest.version))
     grant_defaults(name)
     audit.record("core.module.installed", actor=actor, target_type="module", target_id=name,
@@ -211,10 +210,14 @@ def install_module(actor, name):
 
 
 def grant_defaults(module):
+    """Grant each permission of the module (core's too) to its default roles."""
     existing = {tuple(r) for r in db.session.execute(select(RoleGrant.role, RoleGrant.permission))}
-    for perm in access.declared().values():
-        if perm.module != module:
-            continue
+    declared = access.declared()
+    info = current_app.extensions["kehu.modules"].get(module)
+    # the permissions this app's copy of the module declared: the declarations are per process
+    names = info.contributions["permissions"] if info else [p for p in declared if p.split(".")[0] == module]
+    for name in names:
+        perm = declared[name]
         for role in perm.roles:
             if (role, perm.name) not in existing and access.grantable(role, perm.name):
                 db.session.add(RoleGrant(role=role, permission=perm.name))

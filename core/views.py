@@ -1,12 +1,12 @@
 """The core's pages: home, health, language, administration and the audit trail viewer."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select, text
 
-from core import access, services
+from core import access, lifecycle, services
 from core.access import require, signed_in
 from core.db import db
 from core.i18n import LOCALES
@@ -82,14 +82,12 @@ def language():
 @admin.route("/modules")
 @require("core.modules.view")
 def modules():
-    infos = current_app.extensions["kehu.modules"]
-    installed = access.installed_modules()
     enabled = {tuple(r) for r in db.session.execute(select(ModuleEnablement.module, ModuleEnablement.department_id))}
     if current_user.role == "head":
         departments = [current_user.department] if current_user.department else []
     else:
         departments = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
-    return render_template("admin/modules.html", infos=infos.values(), installed=installed,
+    return render_template("admin/modules.html", modules=lifecycle.statuses().values(), lifecycle=lifecycle,
                            enabled=enabled, departments=departments,
                            can_install=access.can(current_user, "core.modules.install"),
                            can_enable=access.can(current_user, "core.modules.enable"))
@@ -107,6 +105,50 @@ def install_module(name):
     else:
         if done:
             flash(_("Installed: %(names)s.", names=", ".join(done)), "success")
+    return redirect(url_for("admin.modules"))
+
+
+@admin.route("/modules/<name>/upgrade", methods=["POST"])
+@require("core.modules.install", kind="action")
+def upgrade_module(name):
+    try:
+        done = lifecycle.upgrade_module(current_user, name)
+        db.session.commit()
+    except services.ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    else:
+        flash(_("Upgraded: %(modules)s.", modules=", ".join(f"{m} {old} → {new}" for m, old, new in done)),
+              "success")
+    return redirect(url_for("admin.modules"))
+
+
+@admin.route("/modules/<name>/uninstall", methods=["GET", "POST"])
+@require("core.modules.install", kind="form")
+def uninstall_module(name):
+    """GET: what uninstalling would remove, and the confirmation; POST: uninstall."""
+    try:
+        plan = lifecycle.uninstall_plan(name)
+    except services.ServiceError:
+        abort(404)
+    if request.method == "GET":
+        return render_template("admin/module_uninstall.html", plan=plan, lifecycle=lifecycle)
+    try:
+        done = lifecycle.uninstall_module(current_user, name, purge=request.form.get("purge") == "1")
+        db.session.commit()
+    except services.ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+        return redirect(url_for("admin.uninstall_module", name=name))
+    if plan.status.state == lifecycle.MISSING:
+        flash(_("Forgot missing module %(name)s; its tables remain in the database: %(tables)s.", name=name,
+                tables=", ".join(done.kept)) if done.kept else _("Forgot missing module %(name)s.", name=name),
+              "success")
+    elif done.purged:
+        flash(_("Uninstalled %(name)s and deleted %(counts)s.", name=name,
+                counts=lifecycle.counts_text(done.purged)), "success")
+    else:
+        flash(_("Uninstalled %(name)s.", name=name), "success")
     return redirect(url_for("admin.modules"))
 
 

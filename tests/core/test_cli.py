@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import stat
@@ -155,6 +156,40 @@ def test_init_demo_prints_the_demo_users(tmp_path, monkeypatch):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="needs KEHU_TEST_DATABASE_URL")
+def test_init_creates_a_postgresql_database_that_does_not_exist(tmp_path, monkeypatch):
+    """On the suite's server, under a fresh name derived from its database, dropped afterwards."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy_utils import database_exists, drop_database
+
+    from core.cli import main
+    base = make_url(PG_URL)
+    url = base.set(database=f"{base.database}_init_{secrets.token_hex(4)}")
+    assert not database_exists(url)
+    monkeypatch.setattr(core.modules, "MODULES_DIR", tmp_path / "no-modules")  # core and notices only
+    monkeypatch.setenv("KEHU_LOCALE", "en")
+    app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=url.render_as_string(hide_password=False),
+                                 RUN_MIGRATIONS=True))
+    try:
+        result = CliRunner().invoke(main, ["init"], obj=ScriptInfo(create_app=lambda: app))
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[0] == f"created database {url.database}"
+        assert ADMIN_LINE.search(result.output)
+        assert database_exists(url)
+        with app.app_context():
+            assert "core_user" in inspect(db.engine).get_table_names()
+        again = CliRunner().invoke(main, ["init"], obj=ScriptInfo(create_app=lambda: app))
+        assert again.exit_code == 0 and "created database" not in again.output
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        if database_exists(url):
+            drop_database(url)
+    assert not database_exists(url)
 
 
 def cli_on(instance, *args):

@@ -218,6 +218,22 @@ def test_notices_is_discovered_through_its_entry_point(app):
     assert "/notices/" in {r.rule for r in app.url_map.iter_rules()}
 
 
+def test_tables_are_recorded_for_every_app_of_the_process(tmp_path):
+    """The second app of a process imports no models afresh; it still knows each module's tables."""
+    for run in ("first", "second"):
+        (tmp_path / run).mkdir()
+        app = create_app(make_config(tmp_path / run))
+        contributions = app.extensions["kehu.modules"]
+        assert contributions["notices"].contributions["tables"] == ["notices_notice"], run
+        assert "customers_customer" in contributions["customers"].contributions["tables"], run
+
+
+def test_a_table_belongs_to_the_module_with_the_longest_matching_name():
+    tables = ["ord_x", "ord_alpha_x", "ord_alphabet", "other_y"]
+    assert loader.owned_tables("ord", ["ord", "ord_alpha"], tables) == ["ord_alphabet", "ord_x"]
+    assert loader.owned_tables("ord_alpha", ["ord", "ord_alpha"], tables) == ["ord_alpha_x"]
+
+
 def test_notices_source_shows_on_the_admin_page(app, client, login_as):
     login_as(client, "root", role="admin", dept=None)
     html = client.get("/admin/modules").get_data(as_text=True)
