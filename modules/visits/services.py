@@ -39,8 +39,8 @@ class VisitError(ValueError):
 
 
 def today() -> date:
-    """The company's calendar date (the app's time zone, Asia/Shanghai by default). Tests move it
-    with monkeypatch."""
+    """The company's calendar date (the app's time zone, Asia/Shanghai by default): a visit's
+    date and the next-contact dates are calendar dates there."""
     if has_app_context():
         from flask_babel import to_user_timezone
         return to_user_timezone(datetime.now(UTC)).date()
@@ -123,7 +123,6 @@ def clean(data, previous=None, on=None) -> dict:
         raise VisitError(_("The next-contact date cannot be in the past."), "next_contact_on")
     out.update(visited_on=visited_on, channel=data["channel"], next_contact_on=next_on)
     return out
-
 
 
 # --- changes -----------------------------------------------------------------------------------
