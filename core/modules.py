@@ -328,7 +328,7 @@ class Registrar:
 def _check_branch(name, folder):
     """The module's Alembic revisions form its own branch: one base labelled with its name."""
     import ast
-    bases, labels = [], set()
+    bases, labels, revisions = [], set(), 0
     for path in sorted(Path(folder).glob("*.py")):
         values = {}
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
@@ -339,11 +339,14 @@ def _check_branch(name, folder):
                     continue
         if "revision" not in values:
             continue
+        revisions += 1
         branch = values.get("branch_labels") or ()
         branch = (branch,) if isinstance(branch, str) else tuple(branch)
         labels |= set(branch)
         if values.get("down_revision") is None:
             bases.append((path.name, branch))
+    if not revisions:
+        return  # no revision yet: tools/make_migration.py is about to write the first one
     if len(bases) != 1:
         raise ModuleError(f"module {name}: migrations need exactly one base revision, found {len(bases)}")
     if name not in bases[0][1] or labels - {name}:
