@@ -443,3 +443,16 @@ def test_every_module_answers_404_where_it_is_not_enabled(app, client, login_as)
             assert response.status_code == 404, (name, method, url, response.status_code)
             checked += 1
     assert checked >= 2  # at least the notices routes
+
+
+def test_an_empty_migrations_folder_is_accepted_for_the_first_revision(tmp_path):
+    """tools/make_migration.py starts the app to write a module's first revision: an empty
+    migrations/ folder must not stop it."""
+    package = tmp_path / "mods" / "freshmod"
+    (package / "migrations").mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "from core.api import Manifest\n"
+        "manifest = Manifest(name='freshmod', version='1.0.0', title={'zh_CN': '新模块', 'en': 'Fresh'})\n"
+        "def setup(reg):\n    reg.migrations()\n", encoding="utf-8")
+    app = create_app(make_config(tmp_path, MODULE_PATHS=[str(tmp_path / "mods")]))
+    assert app.extensions["kehu.modules"]["freshmod"].contributions["migrations"].endswith("migrations")
