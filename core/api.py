@@ -11,7 +11,8 @@ data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
                  safe_local_url, is_enabled
-audit            audit.record(action, target=..., **details), audit.count(action, actor=, since=)
+audit            audit.record(action, target=..., **details), audit.count(action, actor=, since=),
+                 audit.entries(actor=, actions=, since=, until=, limit=) -> [audit.Entry]
 hooks            hooks.call(name, *args, department_id=...), hooks.contributions(name, ...)
 PDF              pdf.render(template, **context), pdf.response(template, filename=..., action=...,
                  target=..., fallback=..., **context), PdfError
@@ -59,7 +60,7 @@ _EXPORTS = {
 
 # Namespaces: a module calls ``audit.record(...)``, ``crypto.encrypt(...)``, ``pdf.render(...)``.
 _NAMESPACES = {
-    "audit": ("core.audit", ("record", "count")),
+    "audit": ("core.audit", ("record", "count", "entries", "Entry")),
     "hooks": ("core.hooks", ("call", "contributions")),
     "pdf": ("core.pdf", ("render", "response", "PdfError")),
     "crypto": ("core.crypto", (
