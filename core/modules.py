@@ -58,6 +58,9 @@ class MenuItem:
     endpoint: str
     permission: str
     order: int = 100
+    # Optional ``badge(user) -> int | None``: a count shown beside the label (e.g. overdue
+    # tickets); called on each page for users who see the item, so it must be one cheap query.
+    badge: object = None
 
     @property
     def module(self):

@@ -60,3 +60,13 @@ def test_unknown_company_roles_are_refused():
     manifest = Manifest(name="x", version="1.0.0", title={"zh_CN": "x", "en": "x"}, company_roles=("auditor",))
     with pytest.raises(ModuleError, match="unknown roles"):
         manifest.check("x")
+
+
+def test_a_menu_badge_shows_its_count_and_hides_zero(company_app):
+    home = _client(company_app, "cw_security").get("/").get_data(as_text=True)
+    assert '<span class="badge rounded-pill text-bg-danger" id="badge-compwide-index">3</span>' in home
+    with company_app.app_context():
+        services.enable_module("test", "compwide", db.session.query(Department).filter_by(code="C1").one())
+        db.session.commit()
+    home = _client(company_app, "cw_head").get("/").get_data(as_text=True)
+    assert 'id="menu-compwide-index"' in home and 'id="badge-compwide-index"' not in home
