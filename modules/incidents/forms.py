@@ -51,7 +51,7 @@ class AssessForm(FlaskForm):
     estimated_count = IntegerField(_l("Estimated number of affected customers"),
                                    validators=[Optional(), NumberRange(min=0, max=1_000_000_000)],
                                    description=_l("When the exact set of customers is not known."))
-    note = _text(_l("What was assessed"), required=False, max_length=4000)
+    triage_note = _text(_l("What was assessed"), required=False, max_length=4000)
 
 
 class StepForm(FlaskForm):
@@ -89,7 +89,7 @@ class CloseForm(FlaskForm):
     measures = _text(_l("Measures taken"), max_length=4000)
     improvements = _text(_l("Improvements"), max_length=4000)
     responsible = _text(_l("Responsible people"), max_length=1000)
-    note = _text(_l("Closing note"), required=False, max_length=2000)
+    closing_note = _text(_l("Closing note"), required=False, max_length=2000)
 
 
 class EvidenceForm(FlaskForm):

@@ -194,7 +194,7 @@ def assess(incident_id):
         return _detail(incident, 400, assess=form)
     stop, _changed = _run(incident, lambda: services.assess(
         current_user, incident, severity=form.severity.data, data_classes=form.data_classes.data,
-        estimated_count=form.estimated_count.data, note=form.note.data))
+        estimated_count=form.estimated_count.data, note=form.triage_note.data))
     if stop:
         return stop
     flash(_("Assessment saved."), "success")
@@ -253,7 +253,7 @@ def close(incident_id):
     if not form.validate():
         return _detail(incident, 400, close=form)
     stop, _result = _run(incident, lambda: services.close(
-        current_user, incident, note=form.note.data or "",
+        current_user, incident, note=form.closing_note.data or "",
         **{n: getattr(form, n).data for n in services.SUMMARY_FIELDS}))
     if stop:
         return stop

@@ -45,7 +45,7 @@ def test_customer_names_masked_unless_the_viewer_may_see_the_customer(inc, make_
     incident_id = inc.report("sales1", "sales", "D1")
     sec = inc.security()
     sec.post(f"/incidents/{incident_id}/affected", data={"lines": "13800138031"})
-    sec.post(f"/incidents/{incident_id}/assess", data={"severity": "general", "data_classes": ["l1"], "note": "x"})
+    sec.post(f"/incidents/{incident_id}/assess", data={"severity": "general", "data_classes": ["l1"], "triage_note": "x"})
     page = sec.get(f"/incidents/{incident_id}").get_data(as_text=True)
     assert "孙**" in page and "孙小三" not in page and "13800138031" not in page
 

@@ -35,7 +35,7 @@ def _ticket(inc, make_customer):
     b = make_customer("sales1", name="吴小二", phone="13800138042")
     incident_id = inc.report(description="<script>x</script>描述")
     sec = inc.security()
-    sec.post(f"/incidents/{incident_id}/assess", data={"severity": "larger", "data_classes": ["l1", "l2"], "note": "研判"})
+    sec.post(f"/incidents/{incident_id}/assess", data={"severity": "larger", "data_classes": ["l1", "l2"], "triage_note": "研判"})
     sec.post(f"/incidents/{incident_id}/affected", data={"lines": "13800138041\n13800138042"})
     sec.post(f"/incidents/{incident_id}/notice-text", data=NOTICE)
     return incident_id, sec, (a, b)

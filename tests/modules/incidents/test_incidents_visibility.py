@@ -28,7 +28,7 @@ def test_reporter_comments_but_cannot_edit_or_handle(inc):
     assert client.post(f"/incidents/{incident_id}/comment", data={"body": "补充：已要求对方删除"}).status_code == 302
     page = client.get(f"/incidents/{incident_id}").get_data(as_text=True)
     assert "补充：已要求对方删除" in page and 'id="assess-form"' not in page
-    for path, data in (("assess", {"severity": "major", "data_classes": ["l1"], "note": "x"}),
+    for path, data in (("assess", {"severity": "major", "data_classes": ["l1"], "triage_note": "x"}),
                        ("advance", {"to_status": "contained", "note": "x"}),
                        ("regulator", {"reported_at": "2026-01-05T10:00", "regulator_note": "x"}),
                        ("affected", {"lines": "13800138000"})):

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from core.audit import AuditEntry
 from core.db import db
 
-ASSESS = {"severity": "larger", "data_classes": ["l1", "l2"], "estimated_count": "120", "note": "研判：涉及手机号"}
+ASSESS = {"severity": "larger", "data_classes": ["l1", "l2"], "estimated_count": "120", "triage_note": "研判：涉及手机号"}
 NOTICE = {"notice_what": "员工误发邮件", "notice_harm": "可能收到骚扰电话", "notice_measures": "已要求删除",
           "notice_advice": "警惕陌生来电", "notice_contact": "400-000-0000"}
 SUMMARY = {"root_cause": "未加密发送", "measures": "撤回邮件", "improvements": "启用外发审批", "responsible": "张经理"}
@@ -93,7 +93,7 @@ def test_triage_needs_severity_classes_and_a_note(inc):
     sec = inc.security()
     assert _post(sec, incident_id, "assess", {**ASSESS, "data_classes": []}).status_code == 400
     assert _post(sec, incident_id, "assess", {**ASSESS, "severity": "huge"}).status_code == 400
-    assert _post(sec, incident_id, "assess", {**ASSESS, "note": ""}).status_code == 302
+    assert _post(sec, incident_id, "assess", {**ASSESS, "triage_note": ""}).status_code == 302
     assert inc.incident(incident_id).status == "reported"
 
 
