@@ -11,13 +11,15 @@ from core.app import create_app
 from core.db import db
 from core.models import Department
 from core.modules import Manifest, ModuleError
-from tests.conftest import PASSWORD, make_config
+from tests.conftest import PASSWORD, PG_URL, _reset_postgres, make_config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 @pytest.fixture
 def company_app(tmp_path):
+    if PG_URL:
+        _reset_postgres(PG_URL)
     app = create_app(make_config(tmp_path, MODULE_PATHS=[str(FIXTURES / "modules_company")]))
     with app.app_context():
         db.create_all()
