@@ -12,7 +12,8 @@ encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see 
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
                  safe_local_url, is_enabled
 audit            audit.record(action, target=..., **details), audit.count(action, actor=, since=),
-                 AuditTarget (what the core.audit_targets hook returns)
+                 AuditTarget (what the core.audit_targets hook returns),
+                 audit.entries(actor=, actions=, since=, until=, limit=) -> [audit.Entry]
 hooks            hooks.call(name, *args, department_id=...), hooks.contributions(name, ...),
                  WorkItem (what the core.work_items hook returns)
 PDF              pdf.render(template, **context), pdf.response(template, filename=..., action=...,
@@ -68,7 +69,7 @@ _EXPORTS = {
 
 # Namespaces: a module calls ``audit.record(...)``, ``crypto.encrypt(...)``, ``pdf.render(...)``.
 _NAMESPACES = {
-    "audit": ("core.audit", ("record", "count")),
+    "audit": ("core.audit", ("record", "count", "entries", "Entry")),
     "hooks": ("core.hooks", ("call", "contributions")),
     "pdf": ("core.pdf", ("render", "response", "PdfError")),
     "crypto": ("core.crypto", (

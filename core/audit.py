@@ -21,7 +21,7 @@ from pathlib import Path
 
 from flask import current_app, g, has_app_context, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import DDL, event, select, text
+from sqlalchemy import DDL, event, or_, select, text
 from sqlalchemy.orm import Session
 
 from core.db import db
@@ -243,6 +243,58 @@ def count(action, *, actor=None, since=None):
     if since is not None:
         stmt = stmt.where(AuditEntry.at >= since)
     return db.session.scalar(stmt)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit entry as read through ``entries``: what happened, by whom, to what. ``details``
+    holds field names and ids, never personal values (as ``record`` wrote them)."""
+
+    id: int
+    at: object  # aware UTC datetime
+    actor_id: int | None
+    actor: str
+    role: str
+    action: str
+    result: str
+    target_type: str
+    target_id: str
+    details: dict
+    address: str
+
+
+def _like(pattern):
+    """A name pattern where ``*`` stands for any text, as an SQL LIKE pattern (other wildcards
+    match only themselves)."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def entries(*, actor=None, actions=None, since=None, until=None, limit=200):
+    """Read the trail, newest first: entries by ``actor`` (a user or a user id) whose action is one
+    of ``actions`` (exact names or patterns with ``*``, e.g. ``"*.revealed"``), at or after
+    ``since`` and before ``until`` (aware datetimes), at most ``limit`` of them (1..1000).
+
+    Read-only: the caller checks who may read the trail and records that it did."""
+    stmt = select(AuditEntry)
+    if actor is not None:
+        stmt = stmt.where(AuditEntry.actor_id == getattr(actor, "id", actor))
+    if actions is not None:
+        actions = list(actions)
+        if not actions:
+            return []
+        clauses = [AuditEntry.action.like(_like(a), escape="\\") if "*" in a else AuditEntry.action == a
+                   for a in actions]
+        stmt = stmt.where(or_(*clauses))
+    if since is not None:
+        stmt = stmt.where(AuditEntry.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEntry.at < until)
+    limit = max(1, min(int(limit), 1000))
+    rows = db.session.execute(stmt.order_by(AuditEntry.id.desc()).limit(limit)).scalars()
+    return [Entry(id=r.id, at=r.at, actor_id=r.actor_id, actor=r.actor, role=r.role, action=r.action,
+                  result=r.result, target_type=r.target_type, target_id=r.target_id,
+                  details=r.details_dict, address=r.address) for r in rows]
 
 
 # --- the checkpoint: the chain's head kept outside the database ----------------------------------

@@ -25,13 +25,16 @@ def is_installed(module):
 
 def is_enabled(module, department_id, user=None):
     """A module is usable by a department when installed and enabled there; core always is, and
-    a required module (customers) is enabled everywhere."""
+    a required module (customers) is enabled everywhere. For ``user`` holding one of the
+    manifest's ``company_roles`` an installed module is usable whatever their department."""
     if module == "core":
         return True
     info = loaded_modules().get(module)
     if info is None or not is_installed(module):
         return False
     if info.manifest.required:
+        return True
+    if user is not None and getattr(user, "role", None) in info.manifest.company_roles:
         return True
     return department_id is not None and (module, department_id) in _enabled_pairs()
 
@@ -41,6 +44,6 @@ def guard():
     module = (request.blueprint or "").split(".")[0]
     if module not in loaded_modules() or not current_user.is_authenticated:
         return
-    if not is_enabled(module, current_user.department_id):
+    if not is_enabled(module, current_user.department_id, user=current_user):
         abort(404)
     return

@@ -12,7 +12,8 @@ def add(app, item):
 
 
 def visible(user=None):
-    """Menu entries the user may see: permission held and module enabled in their department."""
+    """Menu entries the user may see: permission held and module enabled in their department (or
+    company-wide for their role); ``badge`` is the item's count, 0 when it has none."""
     user = user or current_user
     if not user.is_authenticated:
         return []
@@ -23,5 +24,5 @@ def visible(user=None):
         if not is_enabled(item.module, user.department_id, user=user):
             continue
         items.append({"id": item.id, "label": pick(item.label), "url": url_for(item.endpoint),
-                      "endpoint": item.endpoint})
+                      "endpoint": item.endpoint, "badge": (item.badge(user) or 0) if item.badge else 0})
     return items

@@ -58,6 +58,9 @@ class MenuItem:
     endpoint: str
     permission: str
     order: int = 100
+    # Optional ``badge(user) -> int | None``: a count shown beside the label (e.g. overdue
+    # tickets); called on each page for users who see the item, so it must be one cheap query.
+    badge: object = None
 
     @property
     def module(self):
@@ -101,6 +104,10 @@ class Manifest:
     uses: tuple = ()  # optional modules, loaded first when present
     auto_install: bool = False  # installed by `kehu init`
     required: bool = False  # always installed and enabled in every department (customers)
+    # Roles that work company-wide and have no department of their own (e.g. "security" for
+    # incidents): for a user of such a role the installed module counts as enabled, whatever
+    # their department. Everyone else still needs their department to enable it.
+    company_roles: tuple = ()
 
     def check(self, where):
         if not NAME_RE.match(self.name or ""):
@@ -113,6 +120,9 @@ class Manifest:
         for dep in (*self.depends, *self.uses):
             if not isinstance(dep, str) or not NAME_RE.match(dep):
                 raise ModuleError(f"module {where}: dependency {dep!r} is not a module name")
+        from core.models import ROLES
+        if bad := [r for r in self.company_roles if r not in ROLES]:
+            raise ModuleError(f"module {where}: company_roles names unknown roles {bad}")
 
 
 @dataclass

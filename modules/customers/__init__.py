@@ -2,7 +2,9 @@
 
 Other modules use only what this package exports below (loaded lazily so importing the
 package stays light): the Customer model for foreign keys, scoped lookups, transaction sums
-and the masked display of a customer's fields."""
+and the masked display of a customer's fields;
+customers_matching(kind, value) finds customers by a normalised phone or ID number through the
+blind indexes (company-wide, nothing decrypted)."""
 from core.api import Manifest, lazy_exports
 
 manifest = Manifest(
@@ -18,7 +20,7 @@ EXPORTS = {
     "Customer": "models", "Transaction": "models", "TimelineEvent": "api", "get_customer": "api",
     "scoped_customers": "api", "transaction_totals": "api", "masked_fields": "api",
     "CUSTOMER_KINDS": "fields", "STATUSES": "fields", "Panel": "api", "ListColumn": "api",
-    "ListFilter": "api",
+    "ListFilter": "api", "customers_matching": "api",
 }
 
 

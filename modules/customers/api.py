@@ -98,6 +98,22 @@ def search_filter(q, normalise):
     return or_(*clauses)
 
 
+def customers_matching(kind, value):
+    """Customers, company-wide and in id order, whose phone ("phone": either phone number) or ID
+    number ("id_number") is ``value``, already normalised (``validation.phone`` /
+    ``validation.id_number``). Matched through the blind indexes only: no customer's data is
+    decrypted. No scope check: the caller decides what it may show of them."""
+    from core.api import crypto
+    if kind == "phone":
+        digests = crypto.blind_index_candidates(FIELDS["phone"].search_domain, value)
+        clause = or_(Customer.phone_bidx.in_(digests), Customer.phone2_bidx.in_(digests))
+    elif kind == "id_number":
+        clause = Customer.id_number_bidx.in_(crypto.blind_index_candidates(FIELDS["id_number"].search_domain, value))
+    else:
+        raise ValueError(f"customers_matching: kind {kind!r} is not phone or id_number")
+    return list(db.session.scalars(select(Customer).where(clause).order_by(Customer.id)))
+
+
 @dataclass
 class Panel:
     """A box on the customer page; modules return these from the customers.panels hook.

@@ -291,3 +291,5 @@ def test_the_handler_badge_counts_open_complaints(app, client, login_as, cdept, 
     file_complaint(client, customer, category="其他")
     html = client.get("/complaints/").get_data(as_text=True)
     assert 'id="complaints-badge">2<' in html
+    home = client.get("/").get_data(as_text=True)  # in the navigation bar, on every page
+    assert 'id="badge-complaints-index">2<' in home
