@@ -30,8 +30,10 @@ def company_timezone():
     exports, file names and the audit log."""
     from zoneinfo import ZoneInfo
 
-    from flask import current_app
-    return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    from flask import current_app, has_app_context
+    if has_app_context():
+        return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    return ZoneInfo(os.environ.get("KEHU_TIMEZONE") or "Asia/Shanghai")  # outside a request or command
 
 
 def to_local(value):

@@ -26,7 +26,7 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
-    from . import cli, hooks, menus, models, permissions, services, views
+    from . import cli, hooks, menus, models, permissions, services, views, work
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -39,3 +39,4 @@ def setup(reg):
     reg.hook("customers.panels", hooks.panels)
     reg.hook("customers.handover", hooks.handover)
     reg.hook("core.demo", hooks.demo)
+    reg.hook("core.work_items", work.work_items)

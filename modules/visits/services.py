@@ -11,14 +11,13 @@ or call supersedes the previous one, so the 待联系 list never shows a contact
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
-from flask import has_app_context
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from core.api import audit, can, crypto, db, scoped, validation
+from core.api import audit, can, crypto, db, local_today, scoped, validation
 from modules.customers import Customer, scoped_customers
 
 from .models import CHANNELS, NEXT_STEP_MAX, NOTES_MAX, PURPOSE_MAX, Visit
@@ -26,7 +25,6 @@ from .permissions import LOG, MANAGE_DEPARTMENT
 
 DUE_DAYS = 7  # the 待联系 list looks this many days ahead
 FIELDS = ("visited_on", "channel", "purpose", "notes", "next_step", "next_contact_on")
-_CHINA = timezone(timedelta(hours=8))
 
 
 class VisitError(ValueError):
@@ -39,12 +37,9 @@ class VisitError(ValueError):
 
 
 def today() -> date:
-    """The company's calendar date (the app's time zone, Asia/Shanghai by default): a visit's
-    date and the next-contact dates are calendar dates there."""
-    if has_app_context():
-        from flask_babel import to_user_timezone
-        return to_user_timezone(datetime.now(UTC)).date()
-    return datetime.now(UTC).astimezone(_CHINA).date()
+    """The company's calendar date (KEHU_TIMEZONE, Asia/Shanghai by default): a visit's date and
+    the next-contact dates are calendar dates there."""
+    return local_today()
 
 
 # --- access ------------------------------------------------------------------------------------

@@ -69,3 +69,13 @@ def test_handover_moves_the_leavers_next_contacts(vw, days, app):
     assert "visits=1" in entry.details_dict["modules"]
     html = vw.client("sales1b").get("/visits/due").get_data(as_text=True)
     assert f'data-visit="{pending}"' in html
+
+
+def test_the_home_page_work_queue_shows_overdue_and_todays_contacts(vw, days):
+    today = vw.today()
+    vw.visit(vw.c1, on=today - days(9), next_contact_on=today - days(2))
+    vw.visit(vw.customer2, on=today - days(1), next_contact_on=today)
+    vw.visit(vw.customer3, next_contact_on=today + days(3))
+    page = vw.client("sales1").get("/").get_data(as_text=True)
+    queue = dict(re.findall(r"<span>([^<]+)</span>\s*<span class=\"badge[^\"]*\">(\d+)</span>", page))
+    assert queue.get("逾期未联系的客户") == "1" and queue.get("今天要联系的客户") == "1"
