@@ -24,9 +24,20 @@ RESULTS = {"ok": _l("Succeeded"), "failed": _l("Failed"), "denied": _l("Refused"
 EXPORT_LIMIT = 50000
 
 
+def _user_names(ids):
+    numbers = [int(i) for i in ids if str(i).isdigit()]
+    return {str(i): name for i, name in db.session.execute(
+        select(User.id, User.username).where(User.id.in_(numbers)))}
+
+
+def _user_ids(text):
+    return [str(i) for i in db.session.execute(select(User.id).where(User.username == text.strip())).scalars()]
+
+
 def _targets():
-    """{target_type: AuditTarget} from every module that offers names for its tables."""
-    found = {}
+    """{target_type: AuditTarget} from every module that offers names for its tables (and the
+    core's own accounts, shown by user name)."""
+    found = {"core_user": audit.AuditTarget("core_user", {"zh_CN": "用户", "en": "User"}, _user_names, _user_ids)}
     for _module, targets in hooks.call("core.audit_targets", all_departments=True):
         for target in targets or ():
             found[target.target_type] = target
