@@ -41,11 +41,11 @@ class ReportForm(FlaskForm):
 
 
 class CommentForm(FlaskForm):
-    body = _text(_l("Comment"), max_length=4000)
+    body = _text(_l("Additional remark"), max_length=4000)
 
 
 class AssessForm(FlaskForm):
-    severity = SelectField(_l("Severity"), validators=[DataRequired()])
+    severity = SelectField(_l("Incident level"), validators=[DataRequired()])
     data_classes = Checkboxes(_l("Categories of personal data involved"),
                               validators=[DataRequired(message=_l("Choose at least one category."))])
     estimated_count = IntegerField(_l("Estimated number of affected customers"),
@@ -86,7 +86,7 @@ class NotificationForm(FlaskForm):
 
 class CloseForm(FlaskForm):
     root_cause = _text(_l("Root cause"), max_length=4000)
-    measures = _text(_l("Measures taken"), max_length=4000)
+    measures = _text(_l("Corrective measures"), max_length=4000)
     improvements = _text(_l("Improvements"), max_length=4000)
     responsible = _text(_l("Responsible people"), max_length=1000)
     closing_note = _text(_l("Closing note"), required=False, max_length=2000)

@@ -104,6 +104,28 @@ def test_no_module_changes_a_core_text(name):
     assert clashes == {}
 
 
+def test_no_two_catalogues_translate_one_msgid_differently():
+    """All catalogues merge into one gettext domain (later ones win): a msgid two modules share
+    must read the same in both, or one module's pages change when the other is installed."""
+    seen, clashes = {}, []
+    for name, (po, _sources) in CATALOGUES.items():
+        for msgid, strings in _translations(po).items():
+            if not any(strings):
+                continue
+            first = seen.setdefault(msgid, (name, strings))
+            if first[1] != strings:
+                clashes.append((msgid, first, (name, strings)))
+    assert len(CATALOGUES) >= 7 and clashes == []
+
+
+@pytest.mark.parametrize("name", [name for name in CATALOGUES if name != "core"])
+def test_a_module_catalogue_holds_nothing_stale(name):
+    """Every entry of a module's catalogue is still used by the module's code or templates."""
+    po, sources = CATALOGUES[name]
+    stale = sorted(set(_translations(po)) - set(_msgids(sources)))
+    assert stale == []
+
+
 def _h1(html):
     return re.search(r"<h1[^>]*>(.*?)</h1>", html, re.S).group(1).strip()
 
