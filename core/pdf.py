@@ -73,7 +73,7 @@ DEFAULTS = {
     "PDF_TIMEOUT": 30,  # seconds of wall clock for one HTML -> PDF step
     "PDF_MAX_CONCURRENT": 2,  # renders at once per process
     "PDF_QUEUE_TIMEOUT": 5,  # seconds to wait for a free slot before PdfBusy
-    "PDF_MAX_MEMORY": 1536 * 1024 * 1024,  # RLIMIT_AS of the render child, bytes
+    "PDF_MAX_MEMORY": 1536 * 1024 * 1024,  # address space a render may add to what it inherits, bytes
 }
 _MAX_OUTPUT = 256 * 1024 * 1024  # a child answering more than this is killed
 _FRAME = struct.Struct(">QI")  # pdf length, header length
@@ -362,10 +362,21 @@ def _logger():
     return current_app.logger if has_app_context() else log
 
 
+def _inherited_memory() -> int:
+    """The address space the forked child starts with (the parent's): the render's budget comes on
+    top, or a large parent (many threads, a long test run) would leave the child nothing."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _limit_child(max_memory: int, timeout: float) -> None:
     import resource
 
-    for limit, value in ((resource.RLIMIT_AS, int(max_memory)), (resource.RLIMIT_CPU, int(timeout) + 1)):
+    address_space = _inherited_memory() + int(max_memory)
+    for limit, value in ((resource.RLIMIT_AS, address_space), (resource.RLIMIT_CPU, int(timeout) + 1)):
         soft, hard = resource.getrlimit(limit)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)

@@ -363,7 +363,7 @@ def test_hanging_child_is_killed_and_reaped(app, monkeypatch, tmp_path, private_
 
 def test_memory_limit_fails_cleanly(app, monkeypatch):
     def hog(html, blocked, notes, fonts):
-        return bytes(4 * 1024**3)
+        return bytes(16 * 1024**3)  # far beyond what the child inherits plus its budget
 
     monkeypatch.setattr(pdf, "_render_in_process", hog)
     monkeypatch.setattr(pdf, "_warm", True)
