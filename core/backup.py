@@ -357,8 +357,9 @@ def restore(path, actor, progress=None) -> dict:
     if not secret.exists():  # sessions are signed anew: nobody stays signed in across a restore
         from core import crypto
         crypto.generate_secret_key_file(secret)
+    count = _check_trail(manifest)  # as the backup left it, before the replay appends to it
     destroyed = _replay_ledger(archived_ledger, current_ledger)
-    return _seal(manifest, actor, restored_files, destroyed)
+    return _seal(manifest, actor, restored_files, destroyed, count)
 
 
 def _check_sqlite(db_file):
@@ -399,16 +400,27 @@ def _replay_ledger(archived, current) -> int:
     return destroyed
 
 
-def _seal(manifest, actor, restored_files, destroyed) -> dict:
-    """Check the restored trail, make its head the checkpoint, then audit the restore."""
+def _head():
+    return db.session.execute(select(audit.AuditEntry.id, audit.AuditEntry.hash)
+                              .order_by(audit.AuditEntry.id.desc()).limit(1)).first()
+
+
+def _check_trail(manifest) -> int:
+    """The restored trail is an intact chain ending where the snapshot's did."""
     count, broken = audit.verify(checkpoint=False)
     if broken:
         raise BackupError(f"the restored audit trail is broken at entry {broken[0]}: {broken[1]}")
-    head = db.session.execute(select(audit.AuditEntry.id, audit.AuditEntry.hash)
-                              .order_by(audit.AuditEntry.id.desc()).limit(1)).first()
+    head = _head()
     expected = manifest["database"].get("audit_head")
     if expected and (head is None or [head.id, head.hash] != [expected["id"], expected["hash"]]):
         raise BackupError("the restored audit trail does not end where the backup's did")
+    db.session.rollback()
+    return count
+
+
+def _seal(manifest, actor, restored_files, destroyed, count) -> dict:
+    """Make the restored trail's head the checkpoint, then audit the restore."""
+    head = _head()
     checkpoint = Path(current_app.config["AUDIT_CHECKPOINT_FILE"])
     checkpoint.unlink(missing_ok=True)  # an empty instance's old mark belongs to no trail
     if head is not None:

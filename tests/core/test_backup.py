@@ -226,8 +226,11 @@ def test_a_customer_destroyed_after_the_backup_stays_destroyed_after_restore(app
     with target.app_context():
         row = db.session.get(Customer, customer)
         assert row.subject_key_id is None and db.session.get(crypto.SubjectKey, key_id) is None
-        with pytest.raises(crypto.DecryptionError):
-            row.name  # noqa: B018
+        try:  # unreadable: the key is gone (and a module such as lifecycle nulled the field)
+            value = row.name
+        except crypto.DecryptionError:
+            value = None
+        assert value is None
         assert ledger.destroyed_keys(ledger.read()).keys() == {key_id}
 
 
