@@ -38,5 +38,7 @@ def setup(reg):
     reg.cli(cli.retention_run, under="retention")
     reg.hook("lifecycle.destroy", hooks.destroy_customer_part)
     reg.hook("lifecycle.destroy", hooks.destroy_archives_part)
+    reg.hook("lifecycle.subject_data", hooks.subject_data_customers)
+    reg.hook("lifecycle.subject_data", hooks.subject_data_archives)
     reg.hook("core.destruction_replayed", hooks.replay)
     reg.hook("core.work_items", hooks.work_items)

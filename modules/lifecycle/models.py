@@ -70,4 +70,28 @@ class Tombstone(db.Model):
     run = db.relationship(Run, back_populates="tombstones")
 
 
-ALL = (Policy, Hold, Run, Tombstone)
+class SubjectRequest(db.Model):
+    """A data-subject request (PIPL arts. 44-47): see/copy, correct or delete the customer's data,
+    due 15 working days after it was received. Holds no personal value (the note is for the
+    handling staff: what was asked, never the data itself)."""
+
+    __tablename__ = "lifecycle_request"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id = db.Column(db.Integer, primary_key=True)
+    number = db.Column(db.String(20), nullable=False, unique=True)
+    customer_id = db.Column(db.Integer, db.ForeignKey("customers_customer.id", ondelete="CASCADE"),
+                            nullable=False, index=True)
+    kind = db.Column(db.String(8), nullable=False)  # copy / correct / delete
+    status = db.Column(db.String(12), nullable=False, default="open", index=True)  # open/done/refused
+    received_on = db.Column(db.Date, nullable=False)
+    due_on = db.Column(db.Date, nullable=False, index=True)
+    channel = db.Column(db.String(32), nullable=False, default="")
+    outcome = db.Column(db.String(200), nullable=False, default="")
+    created_by = db.Column(db.String(64), nullable=False)
+    created_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
+    closed_by = db.Column(db.String(64), nullable=True)
+    closed_at = db.Column(UTCDateTime, nullable=True)
+
+
+ALL = (Policy, Hold, Run, Tombstone, SubjectRequest)
