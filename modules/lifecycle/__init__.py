@@ -36,6 +36,7 @@ def setup(reg):
     reg.menu(*permissions.MENUS)
     reg.migrations()
     reg.cli(cli.retention_run, under="retention")
+    reg.cli(cli.review_report, under="review")
     reg.hook("lifecycle.destroy", hooks.destroy_customer_part)
     reg.hook("lifecycle.destroy", hooks.destroy_archives_part)
     reg.hook("lifecycle.subject_data", hooks.subject_data_customers)

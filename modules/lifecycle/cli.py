@@ -45,3 +45,30 @@ def retention_run(dry_run, certificate, quiet):
         db.session.commit()
         line += f"; certificate {certificate}"
     click.echo(line)
+
+
+@click.command("report")
+@click.option("--week", default=None, help="ISO week, e.g. 2026-W49; default: the last complete week.")
+@click.option("--pdf", "pdf_file", type=click.Path(dir_okay=False), default=None, help="Also write the PDF here.")
+@with_appcontext
+def review_report(week, pdf_file):
+    """The weekly review of customer information (客户信息梳理), per department."""
+    from core.api import audit, cli_actor, cli_fail, cli_ready, db, pdf
+
+    from . import review
+    cli_ready()
+    try:
+        monday, sunday = review.parse_week(week)
+    except review.ReviewError as exc:
+        cli_fail(exc)
+    reviews = review.report(monday, sunday)
+    click.echo(f"review {review.week_label(monday)} ({monday.isoformat()} .. {sunday.isoformat()})")
+    for item in reviews:
+        figures = "\t".join(f"{f.key}={f.value}" for f in item.figures)
+        click.echo(f"{item.code}\t{figures}")
+    if pdf_file:
+        data = pdf.render("lifecycle/review_pdf.html", **review.pdf_context(monday, sunday, reviews, cli_actor()))
+        Path(pdf_file).write_bytes(data)
+        audit.record("lifecycle.review.printed", actor=cli_actor(), week=review.week_label(monday), size=len(data))
+        db.session.commit()
+        click.echo(f"PDF written to {pdf_file}")

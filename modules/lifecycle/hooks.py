@@ -17,6 +17,10 @@ SPECS = (
     HookSpec("lifecycle.subject_data", "subject_data(customer) -> [Section]",
              "A data-subject copy request: every personal value the module holds on the customer, as "
              "sections (title, [(label, value)]) of plain text for the copy PDF. Called for every module."),
+    HookSpec("lifecycle.review", "review(department, start, end) -> [(key, label, int)]",
+             "The weekly review (客户信息梳理) of a department for [start, end) (UTC): the module's own "
+             "figures, e.g. overdue complaints or follow-ups, grade changes, pending approvals. Called for "
+             "the modules the department has enabled."),
 )
 
 

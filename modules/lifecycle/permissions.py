@@ -30,12 +30,15 @@ AUDIT_ACTIONS = (
     AuditAction("lifecycle.request.done", {"zh_CN": "办结个人信息主体请求", "en": "Data-subject request done"}),
     AuditAction("lifecycle.request.refused", {"zh_CN": "拒绝个人信息主体请求", "en": "Data-subject request refused"}),
     AuditAction("lifecycle.request.copy_printed", {"zh_CN": "打印个人信息副本", "en": "Copy of personal data printed"}),
+    AuditAction("lifecycle.review.printed", {"zh_CN": "打印客户信息梳理报告", "en": "Weekly review printed"}),
     AuditAction("lifecycle.replayed", {"zh_CN": "恢复后重新执行销毁", "en": "Destruction replayed after a restore"}),
 )
 
 MENUS = (
     MenuItem("lifecycle.index", {"zh_CN": "数据生命周期", "en": "Data lifecycle"}, "lifecycle.index",
              "lifecycle.view", 80),
+    MenuItem("lifecycle.review", {"zh_CN": "客户信息梳理", "en": "Weekly review"}, "lifecycle.review",
+             "lifecycle.view", 82),
     MenuItem("lifecycle.requests", {"zh_CN": "个人信息主体请求", "en": "Data-subject requests"},
              "lifecycle.requests_index", "lifecycle.requests", 81),
 )

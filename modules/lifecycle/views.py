@@ -201,3 +201,39 @@ def request_copy(request_id):
                         action="lifecycle.request.copy_printed", target=req,
                         fallback=url_for("lifecycle.request_detail", request_id=request_id),
                         **requests.copy_context(req, customer, current_user))
+
+
+# --- the weekly review ----------------------------------------------------------------------------
+
+
+def _review_args():
+    from flask import request
+
+    from . import review
+    try:
+        monday, sunday = review.parse_week(request.args.get("week"))
+    except review.ReviewError:
+        abort(400)
+    # a department head sees the own department; the security officer every department
+    departments = None if current_user.role == "security" else [current_user.department]
+    return monday, sunday, review.report(monday, sunday, departments)
+
+
+@bp.route("/review")
+@require("lifecycle.view")
+def review():
+    from . import review as R
+    monday, sunday, reviews = _review_args()
+    return render_template("lifecycle/review.html", week=R.week_label(monday), monday=monday, sunday=sunday,
+                           reviews=reviews, labels=[f.label for f in reviews[0].figures] if reviews else [])
+
+
+@bp.route("/review.pdf")
+@require("lifecycle.view", kind="download")
+def review_pdf():
+    from . import review as R
+    monday, sunday, reviews = _review_args()
+    return pdf.response("lifecycle/review_pdf.html", filename=f"客户信息梳理-{R.week_label(monday)}.pdf",
+                        action="lifecycle.review.printed", fallback=url_for("lifecycle.review"),
+                        audit_details={"week": R.week_label(monday)},
+                        **R.pdf_context(monday, sunday, reviews, current_user.username))
