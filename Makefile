@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-DEBIAN_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 poppler-utils chromium chromium-driver libpango-1.0-0 libpangoft2-1.0-0
+DEBIAN_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 poppler-utils chromium chromium-driver libpango-1.0-0 libpangoft2-1.0-0 postgresql-client
 INSTANCE ?= instance
 
 .PHONY: run test setup debs venv load bench clean
@@ -20,7 +20,8 @@ test: setup
 setup: debs venv
 
 # Debian packages: CJK fonts and HarfBuzz's subsetter for PDFs, poppler to read PDFs back in the
-# tests, Chromium for the browser tests. Installed only when missing.
+# tests, Chromium for the browser tests, the PostgreSQL client tools (pg_dump, pg_restore) for
+# `kehu backup` and `kehu restore` on PostgreSQL. Installed only when missing.
 debs:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -437,11 +437,17 @@ def blind_index_candidates(domain: str, value: str) -> list[str]:
     return keyring().index_digests(domain, value)
 
 
-def destroy_subject_key(subject_key: SubjectKey) -> None:
+def destroy_subject_key(subject_key: SubjectKey, ref: str = "") -> None:
     """Crypto-shred: delete the wrapped key so the subject's data is unreadable everywhere.
 
-    Old backups still hold the wrapped key: a restore must replay the deletion ledger.
+    Old backups still hold the wrapped key: the key id (and ``ref``, an opaque "table:id" without
+    personal data) is written ahead to the destruction ledger beside the key file, which
+    ``kehu restore`` replays (core.ledger).
     """
+    from core import ledger
+    if subject_key.id is None:
+        db.session.flush()
+    ledger.record_destroyed(db.session, subject_key.id, ref)
     subject_key._dek = None
     db.session.delete(subject_key)
     db.session.flush()

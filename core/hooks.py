@@ -35,6 +35,10 @@ CORE_HOOKS = (
     HookSpec("core.audit_targets", "audit_targets() -> [AuditTarget]",
              "The audit trail page: how rows of the module's tables are named for people and "
              "found from what they type (e.g. customer numbers)."),
+    HookSpec("core.destruction_replayed", "destruction_replayed(entries) -> None",
+             "kehu restore, after the destruction ledger deleted the data keys it names again: "
+             "finish what the destruction did (null fields, drop files) for those keys; each entry "
+             "has key_id, ref (\"table:id\") and at."),
 )
 
 

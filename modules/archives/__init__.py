@@ -24,8 +24,11 @@ manifest = Manifest(
 # add_attachment(actor, doc, filename, data) -> (attachment, path): content-check, encrypt and
 #     store a file of that document (audited); the caller commits, and on a failed commit removes
 #     ``path`` with remove_files([path]).
+# destroy_attachments(actor, customer) -> [path]: delete all the customer's attachment rows
+#     (audited); the caller removes the returned files with remove_files after its commit.
 EXPORTS = {"documents_of": "services", "DOC_TYPES": "models", "create_document": "services",
-           "add_attachment": "services", "remove_files": "services", "ArchiveError": "services"}
+           "add_attachment": "services", "remove_files": "services", "ArchiveError": "services",
+           "destroy_attachments": "services"}
 
 
 __getattr__ = lazy_exports(__name__, EXPORTS)

@@ -533,6 +533,15 @@ def delete_attachment(actor, att):
     return path
 
 
+def destroy_attachments(actor, customer):
+    """Delete every attachment of the customer's documents (rows audited one by one, as on the
+    document page) and return their file paths; the caller removes the files with remove_files once
+    its transaction commits. For the destruction of a customer (lifecycle module)."""
+    atts = db.session.execute(select(Attachment).join(Document).where(
+        Document.customer_id == customer.id).order_by(Attachment.id)).scalars().all()
+    return [delete_attachment(actor, att) for att in atts]
+
+
 def rekey_attachments(customer, old_key, new_key):
     """customers.rekey: re-encrypt the customer's attachment names and files under the new data
     key. Each file is written anew under a fresh stored name; the old file is removed once the

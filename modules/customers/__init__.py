@@ -15,12 +15,13 @@ manifest = Manifest(
     depends=(), auto_install=True, required=True,
 )
 
-# What other modules may use (the hooks this module offers are HOOKS in hooks.py):
+# What other modules may use (the hooks this module offers are HOOKS in hooks.py); FIELDS is
+# {field name: Field(name, level, label, kinds, ...)} of the customer's personal fields:
 EXPORTS = {
     "Customer": "models", "Transaction": "models", "TimelineEvent": "api", "get_customer": "api",
     "scoped_customers": "api", "transaction_totals": "api", "masked_fields": "api",
     "CUSTOMER_KINDS": "fields", "STATUSES": "fields", "Panel": "api", "ListColumn": "api",
-    "ListFilter": "api", "customers_matching": "api",
+    "ListFilter": "api", "customers_matching": "api", "FIELDS": "fields",
 }
 
 
