@@ -16,7 +16,7 @@ manifest = Manifest(
                       "投诉处理单 PDF、统计",
              "en": "Complaint intake, assignment, deadlines by severity and grade, resolution, "
                    "satisfaction, the complaint form PDF and statistics"},
-    depends=("customers",), uses=("grading", "archives"),
+    depends=("customers",), uses=("grading", "archives", "lifecycle"),
 )
 
 # What other modules may use:
@@ -31,7 +31,7 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 def setup(reg):
     from core.api import HookSpec
 
-    from . import cli, hooks, menus, models, permissions, services, views
+    from . import cli, data_lifecycle, hooks, menus, models, permissions, services, views
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -47,4 +47,7 @@ def setup(reg):
     reg.hook("customers.panels", hooks.panels)
     reg.hook("customers.timeline", hooks.timeline)
     reg.hook("customers.handover", hooks.handover)
+    reg.hook("lifecycle.destroy", data_lifecycle.destroy)
+    reg.hook("lifecycle.subject_data", data_lifecycle.subject_data)
+    reg.hook("lifecycle.review", data_lifecycle.review)
     reg.cli(cli.group)

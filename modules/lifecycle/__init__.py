@@ -21,7 +21,8 @@ manifest = Manifest(
 
 # What other modules may use:
 #   is_destroyed(customer_id) -> bool   the customer was destroyed (a tombstone exists)
-EXPORTS = {"is_destroyed": "services"}
+#   Section(title, rows)                 what a module's lifecycle.subject_data returns
+EXPORTS = {"is_destroyed": "services", "Section": "requests"}
 
 __getattr__ = lazy_exports(__name__, EXPORTS)
 

@@ -13,7 +13,7 @@ manifest = Manifest(
     title={"zh_CN": "客户拜访", "en": "Customer visits"},
     summary={"zh_CN": "记录对客户的拜访和电话（跟进记录），下次联系提醒，拜访记录表 PDF",
              "en": "Visits and calls to customers (follow-ups), next-contact reminders, visit report PDF"},
-    depends=("customers",),
+    depends=("customers",), uses=("lifecycle",),
 )
 
 # What other modules may use:
@@ -26,7 +26,7 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
-    from . import cli, hooks, menus, models, permissions, services, views, work
+    from . import cli, data_lifecycle, hooks, menus, models, permissions, services, views, work
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -38,5 +38,8 @@ def setup(reg):
     reg.hook("customers.timeline", hooks.timeline)
     reg.hook("customers.panels", hooks.panels)
     reg.hook("customers.handover", hooks.handover)
+    reg.hook("lifecycle.destroy", data_lifecycle.destroy)
+    reg.hook("lifecycle.subject_data", data_lifecycle.subject_data)
+    reg.hook("lifecycle.review", data_lifecycle.review)
     reg.hook("core.demo", hooks.demo)
     reg.hook("core.work_items", work.work_items)
