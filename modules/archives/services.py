@@ -350,6 +350,12 @@ def update_document(actor, doc, data, version=None):
     return changed
 
 
+def documents_past(doc_types):
+    """Documents of these types, oldest first (for the data lifecycle's storage periods)."""
+    return db.session.execute(select(Document).where(Document.doc_type.in_(list(doc_types)))
+                              .order_by(Document.doc_date, Document.id)).scalars().all()
+
+
 def delete_document(actor, doc):
     """Delete a document and its attachments. Returns the files to remove once committed."""
     paths = [attachment_path(a) for a in doc.attachments]

@@ -22,10 +22,15 @@ def retention_run(dry_run, certificate, quiet):
     for item in items:
         state = f"held: {item.hold.reason}" if item.hold else ("due" if dry_run else "destroying")
         click.echo(f"{item.customer.number}\t{item.policy}\tdue {item.due_on.isoformat()}\t{state}")
+    documents = services.due_documents()
+    for doc in documents:
+        click.echo(f"{doc.number}\tdocument {doc.doc_type} of {doc.doc_date.isoformat()}\t"
+                   f"{'due' if dry_run else 'deleting'}")
     if dry_run:
         db.session.rollback()
         click.echo(f"dry run: {len([i for i in items if not i.hold])} customers due, "
-                   f"{len([i for i in items if i.hold])} under a legal hold; nothing destroyed")
+                   f"{len([i for i in items if i.hold])} under a legal hold, {len(documents)} archive "
+                   "documents past their period; nothing destroyed")
         return
     todo = len([i for i in items if not i.hold])
     try:
@@ -37,7 +42,7 @@ def retention_run(dry_run, certificate, quiet):
         cli_fail(exc)
     services.finish()
     line = (f"run {outcome.run.number}: {len(outcome.destroyed)} customers destroyed, "
-            f"{len(outcome.held)} kept under a legal hold")
+            f"{len(outcome.held)} kept under a legal hold, {len(outcome.documents)} archive documents deleted")
     if certificate:
         data = pdf.render("lifecycle/certificate_pdf.html", **services.certificate_context(outcome.run))
         Path(certificate).write_bytes(data)

@@ -64,6 +64,77 @@ def set_policies(actor, years_by_status: dict) -> list[str]:
     return changed
 
 
+# --- archive documents by type -------------------------------------------------------------------
+#
+# Besides whole customers, the archives' documents have storage periods of their own per type
+# (e.g. invoices N years after their date): stored as policies keyed "doc:<type>"; unset = kept.
+
+DOC_KEY = "doc:"
+
+
+def _archives_installed() -> bool:
+    from sqlalchemy import inspect as sa_inspect
+    return sa_inspect(db.session.connection()).has_table("archives_document")
+
+
+def document_types() -> dict:
+    """{doc_type: label dict} of the archives, or {} when archives is not installed."""
+    if not _archives_installed():
+        return {}
+    import modules.archives as archives
+    return dict(archives.DOC_TYPES)
+
+
+def document_policies() -> dict[str, int | None]:
+    current = dict.fromkeys(document_types())
+    for row in db.session.scalars(select(Policy).where(Policy.status.startswith(DOC_KEY))):
+        doc_type = row.status[len(DOC_KEY):]
+        if doc_type in current:
+            current[doc_type] = row.years
+    return current
+
+
+def set_document_policies(actor, years_by_type: dict) -> list[str]:
+    """Store the periods of archive document types; returns the types that changed (audited)."""
+    before, changed = document_policies(), []
+    for doc_type, years in years_by_type.items():
+        if doc_type not in before:
+            raise LifecycleError(f"unknown document type {doc_type}")
+        if years is not None and not (0 <= int(years) <= 100):
+            raise LifecycleError("years must be between 0 and 100")
+        if before[doc_type] == years:
+            continue
+        key = DOC_KEY + doc_type
+        row = db.session.scalar(select(Policy).where(Policy.status == key))
+        if row is None:
+            row = Policy(status=key)
+            db.session.add(row)
+        row.years, row.changed_by, row.changed_at = years, _name(actor), utcnow()
+        audit.record("lifecycle.policy.changed", actor=actor, target_type="lifecycle_policy",
+                     target_id=key, old=before[doc_type], new=years)
+        changed.append(doc_type)
+    db.session.flush()
+    return changed
+
+
+def due_documents(today: date | None = None) -> list:
+    """Archive documents past their type's period, of customers not destroyed and not held."""
+    periods = {t: y for t, y in document_policies().items() if y is not None}
+    if not periods:
+        return []
+    import modules.archives as archives
+    today = today or local_today()
+    held = set(db.session.scalars(select(Hold.customer_id).where(Hold.released_at.is_(None))))
+    gone = set(db.session.scalars(select(Tombstone.customer_id)))
+    found = []
+    for doc in archives.documents_past(list(periods)):
+        if doc.customer_id in held or doc.customer_id in gone:
+            continue
+        if _add_years(doc.doc_date, periods[doc.doc_type]) <= today:
+            found.append(doc)
+    return found
+
+
 def policy_label(status, years) -> str:
     return f"{status}:{years}y"
 
@@ -223,6 +294,7 @@ class Outcome:
     due: list
     destroyed: list
     held: list
+    documents: list = None  # archive documents past their type's period (deleted unless a dry run)
 
 
 def run_retention(actor, *, dry_run=False, today=None, progress=None) -> Outcome:
@@ -231,8 +303,9 @@ def run_retention(actor, *, dry_run=False, today=None, progress=None) -> Outcome
     items = due(today)
     held = [d for d in items if d.hold is not None]
     todo = [d for d in items if d.hold is None]
+    documents = due_documents(today)
     if dry_run:
-        return Outcome(None, items, [], held)
+        return Outcome(None, items, [], held, documents)
     run = Run(number=f"XH{utcnow():%Y%m%d%H%M%S}-{db.session.scalar(select(func.count()).select_from(Run)) + 1}",
               actor=_name(actor))
     db.session.add(run)
@@ -246,9 +319,14 @@ def run_retention(actor, *, dry_run=False, today=None, progress=None) -> Outcome
     for item in held:
         audit.record("lifecycle.customer.held", target=item.customer, actor=actor, hold=item.hold.id,
                      run=run.number)
+    if documents:
+        import modules.archives as archives
+        for doc in documents:  # each deletion audited by archives, files removed in finish()
+            db.session.info.setdefault(FILES_KEY, []).extend(archives.delete_document(actor, doc))
     run.destroyed, run.held = len(destroyed), len(held)
-    audit.record("lifecycle.run.completed", target=run, actor=actor, destroyed=len(destroyed), held=len(held))
-    return Outcome(run, items, destroyed, held)
+    audit.record("lifecycle.run.completed", target=run, actor=actor, destroyed=len(destroyed), held=len(held),
+                 documents=len(documents))
+    return Outcome(run, items, destroyed, held, documents)
 
 
 def certificate_context(run) -> dict:

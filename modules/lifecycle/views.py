@@ -1,6 +1,6 @@
 """Blueprint "lifecycle": what is due for destruction, the run, legal holds, retention periods and
 the destruction certificates. Thin: parse the form, call a service, render."""
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -75,12 +75,22 @@ def release(hold_id):
 def policies():
     current = services.policies()
     form = PolicyForm(data=current)
-    if form.validate_on_submit():
+    documents = services.document_policies()
+    labels = {t: pick(label) for t, label in services.document_types().items()}
+    values = {t: ("" if y is None else str(y)) for t, y in documents.items()}
+    errors = {}
+    if request.method == "POST":
+        values = {t: (request.form.get(f"doc_{t}") or "").strip() for t in documents}
+        errors = {t: _("Enter whole years from 0 to 100, or leave it blank to keep them.")
+                  for t, v in values.items() if v and not (v.isdigit() and int(v) <= 100)}
+    if form.validate_on_submit() and not errors:
         services.set_policies(current_user, {s: getattr(form, s).data for s in current})
+        services.set_document_policies(current_user, {t: int(v) if v else None for t, v in values.items()})
         db.session.commit()
         flash(_("Retention periods saved."), "success")
         return redirect(url_for("lifecycle.index"))
-    return render_template("lifecycle/policies.html", form=form), 400 if form.errors else 200
+    return render_template("lifecycle/policies.html", form=form, doc_labels=labels, doc_values=values,
+                           doc_errors=errors), 400 if (form.errors or errors) else 200
 
 
 @bp.route("/runs/<int:run_id>/certificate.pdf")
