@@ -11,7 +11,7 @@ manifest = Manifest(
     title={"zh_CN": "客户分级", "en": "Customer grading"},
     summary={"zh_CN": "按部门规则将客户分为重要或一般，支持负责人人工调整（需说明理由）并保留历史",
              "en": "Important/ordinary grades by department rules, overrides with a reason, history"},
-    depends=("customers",),
+    depends=("customers",), uses=("lifecycle",),
 )
 # Grading calls the hook complaints.open_counts but neither imports complaints nor contributes
 # to its hooks, so it does not list complaints in ``uses``: complaints uses grading (for 重要
@@ -32,7 +32,7 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
-    from . import cli, hooks, menus, models, permissions, views
+    from . import cli, data_lifecycle, hooks, menus, models, permissions, views
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -45,3 +45,5 @@ def setup(reg):
     reg.hook("customers.list_columns", hooks.list_columns)
     reg.hook("customers.list_filters", hooks.list_filters)
     reg.hook("core.demo", hooks.demo_grades)
+    reg.hook("lifecycle.destroy", data_lifecycle.destroy)
+    reg.hook("lifecycle.subject_data", data_lifecycle.subject_data)
