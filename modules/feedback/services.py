@@ -461,15 +461,15 @@ def create_plan(actor, response, problems, actions):
         raise field_error("actions", _("Give at least one action."))
     staff = {u.id for u in department_staff(response.department_id)}
     plan = Plan(response=response, created_by=actor.id)
-    plan.problems = problems
     db.session.add(plan)
+    plan.problems = problems
     db.session.flush()
     for text, owner_id, due_on in actions:
         if owner_id not in staff:
             raise field_error("actions", _("Choose an owner of the department."))
         a = Action(plan=plan, department_id=response.department_id, owner_id=owner_id, due_on=due_on)
-        a.description = text
         db.session.add(a)
+        a.description = text
     db.session.flush()
     audit.record("feedback.plan.created", actor=actor, target=plan, response=response.id,
                  actions=len(actions), fields="problems,actions")
