@@ -3,7 +3,7 @@ staff or by the customer through a one-time link (/f/<token>, the module's publi
 blank and filled PDFs, follow-up plans (客户跟踪计划) and summaries per template and period.
 
 Other modules may use what ``EXPORTS`` lists (loaded lazily). Hooks it contributes to:
-customers.timeline, customers.panels, customers.handover, core.work_items. Optional module it
+customers.timeline, customers.panels, customers.handover, customers.rekey, core.work_items. Optional module it
 uses when present: grading (templates for 重要/一般 customers).
 """
 from core.api import Manifest, lazy_exports
@@ -41,4 +41,5 @@ def setup(reg):
     reg.hook("customers.timeline", hooks.timeline)
     reg.hook("customers.panels", hooks.panels)
     reg.hook("customers.handover", hooks.handover)
+    reg.hook("customers.rekey", hooks.rekey)
     reg.hook("core.work_items", hooks.work_items)

@@ -50,6 +50,11 @@ def handover(from_user, to_user, actor):
     return services.hand_over(getattr(from_user, "id", from_user), getattr(to_user, "id", to_user), actor)
 
 
+def rekey(customer, old_key, new_key):
+    """customers.rekey: the module's encrypted values follow the customer's new data key."""
+    return services.rekey(customer, old_key, new_key)
+
+
 def work_items(user):
     items = []
     if can(user, VIEW):

@@ -611,3 +611,28 @@ def hand_over(from_user_id, to_user_id, actor):
         audit.record("feedback.handover", actor=actor, target_type="core_user", target_id=from_user_id,
                      to_user_id=to_user_id, moved=moved)
     return moved
+
+
+# --- the customer's data key is replaced --------------------------------------------------------
+
+
+def rekey(customer, old_key, new_key):
+    """customers.rekey: answers, plan problems, actions and results follow the customer to its
+    new data key (same AAD). Returns how many values were re-encrypted."""
+    moved = 0
+    rows = db.session.execute(select(Response).where(Response.customer_id == customer.id)).scalars().all()
+    targets = []
+    for r in rows:
+        targets.append((r, "answers"))
+        for plan in r.plans:
+            targets.append((plan, "problems"))
+            targets.extend((a, f) for a in plan.actions for f in ("description", "result"))
+    for obj, name in targets:
+        column = f"{name}_ct"
+        token = getattr(obj, column)
+        if token is None:
+            continue
+        aad = type(obj).__dict__[name].aad(obj)
+        setattr(obj, column, crypto.encrypt(new_key, crypto.decrypt(old_key, token, aad), aad))
+        moved += 1
+    return moved

@@ -110,3 +110,26 @@ def test_the_summary_of_known_answers(app, client, login_as, fdept, customer, ma
     assert not formula[3].startswith("=")
     with app.app_context():
         assert db.session.scalars(select(AuditEntry).where(AuditEntry.action == "feedback.summary.exported")).all()
+
+
+def test_a_rekeyed_customer_keeps_its_feedback_readable(app, client, login_as, fdept, customer, template):
+    login_as(client, "f_sales")
+    response_id = fill(client, customer, template, q5="保密意见")
+    with app.app_context():
+        today = local_today()
+    client.post(f"/feedback/responses/{response_id}/plan", data={
+        "problems": "问题甲", "action_text": ["措施乙"], "action_owner": [str(fdept.sales)],
+        "action_due": [today.isoformat()]})
+    from core.models import User
+    from modules.customers import Customer
+    from modules.customers.services import rekey_customer
+    from modules.feedback.models import Response
+    from modules.feedback.services import answers_of
+    with app.test_request_context():
+        counts = rekey_customer(db.session.get(User, fdept.sales), db.session.get(Customer, customer), reason="test")
+        db.session.commit()
+        assert counts["feedback"] == 3
+    with app.app_context():
+        r = db.session.get(Response, response_id)
+        assert answers_of(r)["q5"] == "保密意见"
+        assert r.plans[0].problems == "问题甲" and r.plans[0].actions[0].description == "措施乙"
