@@ -68,6 +68,13 @@ def test_a_filled_form_keeps_its_versions_questions(app, client, login_as, fdept
     # a new form is filled against v2
     html = client.get(f"/feedback/customers/{customer}/fill?template_id={template}").get_data(as_text=True)
     assert "整体评价（新）" in html and "意见和建议" not in html and "v2" in html
+    # the old version stays readable
+    from modules.feedback.models import Template
+    with app.app_context():
+        v1, v2 = (v.id for v in db.session.get(Template, template).versions)
+    old = client.get(f"/feedback/versions/{v1}").get_data(as_text=True)
+    assert "服务满意度" in old and "意见和建议" in old and "整体评价（新）" not in old
+    assert "整体评价（新）" in client.get(f"/feedback/versions/{v2}").get_data(as_text=True)
 
 
 def test_required_answers_are_refused_with_chinese_field_errors(app, client, login_as, fdept, customer, template):
