@@ -390,20 +390,25 @@ def find_link(token):
     return link, "ok"
 
 
-def throttled(token, address, now=None):
-    """Count this request; True when the token or the address went past its limit in the window."""
+def throttled(token, address, record=True, now=None):
+    """True when the token or the address went past its limit in the window. ``record`` counts
+    this request (a submission); showing the form only reads the counters, so a GET changes
+    nothing. Tokens are 256-bit random values: guessing them is hopeless, so what is limited is
+    what writes (submissions, failed or not) and whoever went past the limit is refused pages too."""
     now = now or utcnow()
     window = timedelta(minutes=module_setting(MODULE, "link_window_minutes", 10))
     per_token = module_setting(MODULE, "link_limit_per_token", 20)
     per_address = module_setting(MODULE, "link_limit_per_address", 60)
     keys = (f"t:{token_hash(token or '')}", f"a:{hashlib.sha256((address or '').encode()).hexdigest()}")
-    db.session.execute(delete(Hit).where(Hit.at < now - window))
     counts = [db.session.scalar(select(func.count(Hit.id)).where(Hit.key == k, Hit.at >= now - window)) or 0
               for k in keys]
-    for k in keys:
-        db.session.add(Hit(key=k, at=now))
-    db.session.commit()
-    return counts[0] >= per_token or counts[1] >= per_address
+    over = counts[0] >= per_token or counts[1] >= per_address
+    if record:
+        db.session.execute(delete(Hit).where(Hit.at < now - window))
+        for k in keys:
+            db.session.add(Hit(key=k, at=now))
+        db.session.commit()
+    return over
 
 
 def submit_link(link, answers):

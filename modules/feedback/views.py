@@ -479,7 +479,7 @@ def _refuse(state, token):
 @public(kind="form")
 def form(token):
     """The customer's one-time form: only the template and the company name, never stored data."""
-    if services.throttled(token, request.remote_addr):
+    if services.throttled(token, request.remote_addr, record=request.method == "POST"):
         return _refuse("throttled", token)
     link, state = services.find_link(token)
     if state != "ok":

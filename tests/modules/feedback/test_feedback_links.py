@@ -101,16 +101,25 @@ def test_a_link_of_a_department_that_stopped_using_feedback_is_refused(app, clie
     assert app.test_client().get(path).status_code == 404
 
 
-def test_requests_are_rate_limited_per_token_and_per_address(app, client, login_as, fdept, customer, template):
+def test_submissions_are_rate_limited_per_token_and_per_address(app, client, login_as, fdept, customer, template):
+    from modules.feedback.models import Hit
     path = make_link(app, client, login_as, customer, template)
     public = app.test_client()
-    codes = [public.get(path).status_code for _ in range(7)]
+    for _ in range(3):
+        assert public.get(path).status_code == 200
+    with app.app_context():
+        assert db.session.scalars(select(Hit)).all() == []  # showing the form writes nothing
+    codes = [public.post(path, data={"q1": ""}).status_code for _ in range(7)]  # refused answers count too
     assert codes[:6] == [200] * 6 and codes[6] == 429
-    assert "尝试次数过多" in public.get(path).get_data(as_text=True)
-    # guessing tokens from one address: refused after the address limit, whatever the token
+    response = public.get(path)
+    assert response.status_code == 429 and "尝试次数过多" in response.get_data(as_text=True)
+    assert public.post(path, data=ANSWERS).status_code == 429
+    # posting guessed tokens from one address: refused past the address limit, whatever the token
     other = app.test_client()
-    codes = [other.get(f"/f/guess{i}", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code for i in range(13)]
+    codes = [other.post(f"/f/guess{i}", data=ANSWERS, environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code
+             for i in range(13)]
     assert codes[:12] == [404] * 12 and codes[12] == 429
+    assert other.get(f"/f/{path.rsplit('/', 1)[1]}", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 429
 
 
 def test_the_public_form_is_csrf_protected(app, client, login_as, fdept, customer, template):
