@@ -43,8 +43,8 @@ def test_a_follow_up_plan_with_due_and_overdue_actions(app, client, login_as, fd
         assert "交货慢" not in (plan.problems_ct or "") and len(plan.actions) == 3
         overdue_id = next(a.id for a in plan.actions if a.due_on < today)
     html = client.get("/feedback/actions").get_data(as_text=True)
-    assert "电话回访" in html and "已超期" in html and "寄送样品" in html and "改进包装" not in html
-    assert "已超期的跟踪措施" in client.get("/").get_data(as_text=True)
+    assert "电话回访" in html and "已逾期" in html and "寄送样品" in html and "改进包装" not in html
+    assert "已逾期的跟踪措施" in client.get("/").get_data(as_text=True)
     detail = client.get(f"/feedback/responses/{response_id}").get_data(as_text=True)
     assert "&lt;b&gt;包装&lt;/b&gt;" in detail
     client.post("/logout")
@@ -67,7 +67,7 @@ def test_a_follow_up_plan_with_due_and_overdue_actions(app, client, login_as, fd
         entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "feedback.action.completed")).all()
         assert entries and "客户已满意" not in entries[-1].details
     html = client.get("/feedback/actions").get_data(as_text=True)
-    assert "电话回访" not in html and "已超期的跟踪措施" not in client.get("/").get_data(as_text=True)
+    assert "电话回访" not in html and "已逾期的跟踪措施" not in client.get("/").get_data(as_text=True)
 
 
 def test_the_summary_of_known_answers(app, client, login_as, fdept, customer, make_customer, template):
