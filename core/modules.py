@@ -138,7 +138,7 @@ class ModuleInfo:
     contributions: dict = field(default_factory=lambda: {
         "blueprints": [], "permissions": [], "menus": [], "cli": [], "hooks": [], "rules": [],
         "hooks_offered": [], "audit_actions": [], "tables": [],
-        "migrations": None, "templates": None, "translations": None,
+        "public_links": [], "migrations": None, "templates": None, "translations": None,
     })
 
 
@@ -244,8 +244,38 @@ class Registrar:
             raise ModuleError(f"module {self.name}: blueprint {bp.name!r} must be named {self.name!r}")
         if (bp.url_prefix or "").strip("/") != self.name:
             raise ModuleError(f"module {self.name}: blueprint URL prefix must be /{self.name}/")
+        claimed = self.app.extensions.setdefault("kehu.public_links", {})
+        if self.name in claimed:
+            raise ModuleError(f"module {self.name}: URL prefix /{self.name}/ is already used by "
+                              f"{claimed[self.name]}'s public links")
         self.app.register_blueprint(bp)
         self.info.contributions["blueprints"].append(bp.name)
+
+    def public_links(self, bp: Blueprint):
+        """A module's one public blueprint, for links handed to people who have no account (the
+        feedback module's one-time customer forms at ``/f/<token>``): named ``<module>_public``,
+        under a one-segment prefix that no module and no core page uses, and every view in it
+        marked ``@public``. Everything else a module serves stays under ``/<module>/``."""
+        if bp.name != f"{self.name}_public":
+            raise ModuleError(f"module {self.name}: public blueprint {bp.name!r} must be named {self.name}_public")
+        if self.info.contributions["public_links"]:
+            raise ModuleError(f"module {self.name}: has more than one public blueprint")
+        prefix = (bp.url_prefix or "").strip("/")
+        claimed = self.app.extensions.setdefault("kehu.public_links", {})
+        used = {rule.rule.strip("/").split("/", 1)[0] for rule in self.app.url_map.iter_rules()}
+        if not NAME_RE.match(prefix):
+            raise ModuleError(f"module {self.name}: public blueprint URL prefix {bp.url_prefix!r} must be "
+                              f"one lower-case path segment")
+        if prefix in used or prefix in claimed or prefix in self.app.extensions["kehu.modules_loading"]:
+            raise ModuleError(f"module {self.name}: public URL prefix /{prefix}/ is already taken")
+        claimed[prefix] = self.name
+        self.app.register_blueprint(bp)
+        for endpoint, view in self.app.view_functions.items():
+            if endpoint.startswith(bp.name + ".") and not endpoint.endswith(".static") \
+                    and not getattr(view, "kehu_public", False):
+                raise ModuleError(f"module {self.name}: endpoint {endpoint} of its public blueprint "
+                                  f"is not marked @public")
+        self.info.contributions["public_links"].append(f"{bp.name} /{prefix}/")
 
     def permissions(self, *perms: Permission):
         from core import access

@@ -11,7 +11,7 @@ from core.db import db
 from core.models import Department, RoleGrant, User
 
 # Reachable without signing in. Adding to this list is a decision to review, not a formality.
-PUBLIC_ENDPOINTS = {"auth.login", "main.healthz", "main.language"}
+PUBLIC_ENDPOINTS = {"auth.login", "main.healthz", "main.language", "feedback_public.form"}
 
 
 def entries(app, action):

@@ -456,3 +456,53 @@ def test_an_empty_migrations_folder_is_accepted_for_the_first_revision(tmp_path)
         "def setup(reg):\n    reg.migrations()\n", encoding="utf-8")
     app = create_app(make_config(tmp_path, MODULE_PATHS=[str(tmp_path / "mods")]))
     assert app.extensions["kehu.modules"]["freshmod"].contributions["migrations"].endswith("migrations")
+
+
+# --- public links (feedback /f/<token>) -----------------------------------------------------------
+
+def _public_module(tmp_path, name, bp_name, prefix, public=True):
+    """A module folder in tmp_path whose setup registers one public blueprint."""
+    folder = tmp_path / "mods"
+    package = folder / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "from core.modules import Manifest\n"
+        f"manifest = Manifest(name={name!r}, version='1.0.0', title={{'zh_CN': '测试', 'en': 'Test'}})\n"
+        "def setup(reg):\n"
+        "    from . import views\n"
+        "    reg.public_links(views.bp)\n", encoding="utf-8")
+    (package / "views.py").write_text(
+        "from flask import Blueprint\n"
+        "from core.access import public\n"
+        f"bp = Blueprint({bp_name!r}, __name__, url_prefix={prefix!r})\n"
+        "@bp.route('/<token>')\n"
+        + ("@public\n" if public else "")
+        + "def form(token):\n"
+        "    return 'form ' + token\n", encoding="utf-8")
+    return folder
+
+
+def test_a_module_may_serve_one_public_blueprint_outside_its_prefix(tmp_path):
+    folder = _public_module(tmp_path, "publinks", "publinks_public", "/p")
+    sys.modules.pop("publinks", None)
+    sys.modules.pop("publinks.views", None)
+    app = create_app(make_config(tmp_path, MODULE_PATHS=[str(folder)]))
+    assert app.extensions["kehu.modules"]["publinks"].contributions["public_links"] == ["publinks_public /p/"]
+    response = app.test_client().get("/p/abc")
+    assert response.status_code == 200 and response.get_data(as_text=True) == "form abc"
+
+
+@pytest.mark.parametrize("bp_name, prefix, public, expected", [
+    ("other_public", "/p", True, "must be named publinks_public"),
+    ("publinks_public", "/login", True, "already taken"),
+    ("publinks_public", "/customers", True, "already taken"),
+    ("publinks_public", "/p/q", True, "one lower-case path segment"),
+    ("publinks_public", "/p", False, "is not marked @public"),
+])
+def test_a_public_blueprint_breaking_the_rules_is_refused(tmp_path, bp_name, prefix, public, expected):
+    folder = _public_module(tmp_path, "publinks", bp_name, prefix, public)
+    sys.modules.pop("publinks", None)
+    sys.modules.pop("publinks.views", None)
+    with pytest.raises(ModuleError) as caught:
+        create_app(make_config(tmp_path, MODULE_PATHS=[str(folder)]))
+    assert str(caught.value).startswith("module publinks:") and expected in str(caught.value)
