@@ -24,6 +24,7 @@ services         ServiceError, department_by_code, deactivate_user
 CLI              cli_actor(), cli_fail(message), cli_ready()
 settings         module_setting(module, name, default), upload_folder(module)
 files            csv_response(header, rows, filename), neutralise(text): formula-safe CSV for Excel
+charts           bar_chart(ident, title, {label: count}) drawn by the macro bar_chart_svg (macros.html)
 language         pick({"zh_CN": …, "en": …}) → the text in the user's language
 time             to_local(dt), local_now(), local_today(): the company's zone (KEHU_TIMEZONE);
                  in templates |local_datetime and |local_date. Store UTC, show local.
@@ -65,6 +66,7 @@ _EXPORTS = {
     # files for Excel, audit trail targets
     "csv_response": ("core.exports", None), "neutralise": ("core.exports", None),
     "AuditTarget": ("core.audit", None), "WorkItem": ("core.hooks", None),
+    "bar_chart": ("core.charts", None),
 }
 
 # Namespaces: a module calls ``audit.record(...)``, ``crypto.encrypt(...)``, ``pdf.render(...)``.

@@ -14,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from core.api import (
     audit,
+    bar_chart,
     can,
     csv_response,
     db,
@@ -28,7 +29,7 @@ from core.api import (
 )
 from modules.customers import Customer, scoped_customers
 
-from . import charts, services
+from . import services
 from .forms import AttachmentForm, EditForm, IntakeForm, PolicyForm, StepForm
 from .models import CHANNELS, SEVERITIES, STATUSES, STEP_ACTIONS, Complaint
 from .models import ComplaintAttachment as Attachment
@@ -385,9 +386,9 @@ def stats():
     if figures:
         titles = {"month": _("Complaints per month"), "category": _("By category"), "channel": _("By channel"),
                   "severity": _("By severity"), "handler": _("By handler")}
-        chart_list = [charts.bar_chart(key, titles[key], figures["by"][key]) for key in titles]
-        chart_list.append(charts.bar_chart("satisfaction", _("Satisfaction (1-5)"),
-                                           {str(k): v for k, v in figures["satisfaction"].items()}))
+        chart_list = [bar_chart(f"complaints-chart-{key}", titles[key], figures["by"][key]) for key in titles]
+        chart_list.append(bar_chart("complaints-chart-satisfaction", _("Satisfaction (1-5)"),
+                                    {str(k): v for k, v in figures["satisfaction"].items()}))
     return render_template("complaints/stats.html", figures=figures, charts=chart_list,
                            start=start_text, end=end_text)
 

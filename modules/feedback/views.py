@@ -13,6 +13,7 @@ from flask_login import current_user
 from core.api import (
     ServiceError,
     audit,
+    bar_chart,
     can,
     csv_response,
     db,
@@ -26,7 +27,7 @@ from core.api import (
 )
 from modules.customers import CUSTOMER_KINDS, STATUSES, Customer
 
-from . import charts, services
+from . import services
 from .forms import CompleteForm, LinkForm, PlanForm, QuestionForm, TemplateForm, answer_form, answers_from
 from .models import ANY, FIELD_KINDS, GRADES, Action, Response, Template, TemplateVersion
 from .permissions import DESIGN, FILL, LINK, PLAN, PRINT, SUMMARY, VIEW
@@ -436,10 +437,10 @@ def summary(template_id):
     t = _template(template_id)
     start, end = _period()
     figures = services.summary(current_user, t, start, end)
-    chart_list = [charts.bar_chart(item["key"], item["label"], item["counts"])
-                  for item in figures["items"] if item["counts"] is not None]
+    chart_list = {item["key"]: bar_chart(f"feedback-chart-{item['key']}", item["label"], item["counts"])
+                  for item in figures["items"] if item["counts"] is not None}
     return render_template("feedback/summary.html", t=t, start=start, end=end, figures=figures,
-                           charts={c["key"]: c for c in chart_list})
+                           charts=chart_list)
 
 
 @bp.route("/templates/<int:template_id>/summary.csv")
