@@ -60,10 +60,11 @@ def test_the_customer_fills_the_form_once(app, client, login_as, fdept, customer
     # the owner is told: the work queue, the customer page, then read
     login_as(client, "f_sales")
     home = client.get("/").get_data(as_text=True)
-    assert "客户自填、尚未查看的反馈表" in home
+    assert "客户自填、尚未查看的反馈表" in home and 'id="badge-feedback-index">1<' in home  # queue and menu badge
     assert "客户自填" in client.get(f"/customers/{customer}").get_data(as_text=True)
     client.get(f"/feedback/responses/{r.id}")
-    assert "客户自填、尚未查看的反馈表" not in client.get("/").get_data(as_text=True)
+    home = client.get("/").get_data(as_text=True)
+    assert "客户自填、尚未查看的反馈表" not in home and 'id="badge-feedback-index"' not in home
 
 
 def test_required_answers_on_the_public_page(app, client, login_as, fdept, customer, template):
