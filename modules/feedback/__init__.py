@@ -14,7 +14,7 @@ manifest = Manifest(
     summary={"zh_CN": "按客户类型设计的反馈表（有版本）、员工填写与客户自填一次性链接、PDF、客户跟踪计划、汇总",
              "en": "Versioned feedback templates per customer type, staff and customer-filled forms "
                    "(one-time links), PDFs, follow-up plans and summaries"},
-    depends=("customers",), uses=("grading",),
+    depends=("customers",), uses=("grading", "lifecycle"),
 )
 
 # What other modules may use:
@@ -27,7 +27,7 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
-    from . import hooks, menus, models, permissions, services, views
+    from . import data_lifecycle, hooks, menus, models, permissions, services, views
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.public_links(views.public_bp)
@@ -43,3 +43,5 @@ def setup(reg):
     reg.hook("customers.handover", hooks.handover)
     reg.hook("customers.rekey", hooks.rekey)
     reg.hook("core.work_items", hooks.work_items)
+    reg.hook("lifecycle.destroy", data_lifecycle.destroy)
+    reg.hook("lifecycle.subject_data", data_lifecycle.subject_data)
