@@ -28,7 +28,8 @@ manifest = Manifest(
 #     (audited); the caller removes the returned files with remove_files after its commit.
 EXPORTS = {"documents_of": "services", "DOC_TYPES": "models", "create_document": "services",
            "add_attachment": "services", "remove_files": "services", "ArchiveError": "services",
-           "destroy_attachments": "services", "documents_past": "services", "delete_document": "services"}
+           "destroy_attachments": "services", "documents_past": "services", "delete_document": "services",
+           "AccessRequest": "models"}
 
 
 __getattr__ = lazy_exports(__name__, EXPORTS)

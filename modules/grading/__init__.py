@@ -47,3 +47,4 @@ def setup(reg):
     reg.hook("core.demo", hooks.demo_grades)
     reg.hook("lifecycle.destroy", data_lifecycle.destroy)
     reg.hook("lifecycle.subject_data", data_lifecycle.subject_data)
+    reg.hook("lifecycle.review", data_lifecycle.review)

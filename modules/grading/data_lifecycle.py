@@ -4,6 +4,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from core.api import db, pick, to_local
+from modules.customers import Customer
 
 from .models import Grade, History
 from .rules import GRADES
@@ -32,3 +33,12 @@ def subject_data(customer):
             for h in db.session.execute(select(History).where(History.customer_id == customer.id)
                                         .order_by(History.at, History.id)).scalars()]
     return [Section(_("Customer grade"), rows)] if rows else []
+
+
+def review(department, start, end):
+    """Grade changes of the department's customers in the week (recomputed or overridden)."""
+    from sqlalchemy import func
+    changed = db.session.scalar(select(func.count()).select_from(History).join(Customer, Customer.id == History.customer_id)
+                                .where(Customer.department_id == department.id, History.at >= start, History.at < end,
+                                       History.from_grade.is_not(None), History.from_grade != History.to_grade))
+    return [("grade_changes", _("Grade changes"), changed)]

@@ -42,5 +42,6 @@ def setup(reg):
     reg.hook("lifecycle.destroy", hooks.destroy_archives_part)
     reg.hook("lifecycle.subject_data", hooks.subject_data_customers)
     reg.hook("lifecycle.subject_data", hooks.subject_data_archives)
+    reg.hook("lifecycle.review", hooks.review_archives)
     reg.hook("core.destruction_replayed", hooks.replay)
     reg.hook("core.work_items", hooks.work_items)

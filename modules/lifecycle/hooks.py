@@ -166,3 +166,23 @@ def subject_data_archives(customer):
         label = pick(archives.DOC_TYPES.get(doc.doc_type, {"zh_CN": doc.doc_type, "en": doc.doc_type}))
         rows.append((f"{doc.number} {label}", " ".join([doc.title, doc.doc_date.isoformat(), *names])))
     return [Section(pick({"zh_CN": "客户档案", "en": "Archives"}), rows)] if rows else []
+
+
+def review_archives(department, start, end):
+    """The archives' figures of the weekly review, when archives is installed: view/borrow
+    requests waiting for the head, borrowed originals overdue."""
+    if not sa_inspect(db.session.connection()).has_table("archives_request"):
+        return []
+    from sqlalchemy import func, select
+
+    import modules.archives as archives
+    from core.api import local_today, pick
+    from modules.customers import Customer
+    base = select(func.count()).select_from(archives.AccessRequest).join(
+        Customer, Customer.id == archives.AccessRequest.customer_id).where(Customer.department_id == department.id)
+    pending = db.session.scalar(base.where(archives.AccessRequest.status == "pending"))
+    overdue = db.session.scalar(base.where(
+        archives.AccessRequest.kind == "borrow", archives.AccessRequest.status == "approved",
+        archives.AccessRequest.returned_at.is_(None), archives.AccessRequest.until < local_today()))
+    return [("archive_requests_pending", pick({"zh_CN": "待审批的档案查阅借阅申请", "en": "Archive requests to decide"}), pending),
+            ("archive_originals_overdue", pick({"zh_CN": "逾期未还的档案原件", "en": "Borrowed originals overdue"}), overdue)]

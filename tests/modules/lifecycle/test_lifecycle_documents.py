@@ -71,3 +71,29 @@ def test_a_held_customer_keeps_its_documents(app, client, login_as, make_custome
     with app.app_context():
         assert db.session.get(Document, invoice_id) is not None
     assert path.exists()
+
+
+def test_the_weekly_review_counts_archive_requests_and_grade_changes(app, client, make_customer, make_user,
+                                                                     enable_module):
+    from datetime import UTC, datetime, timedelta
+
+    from core.models import Department
+    from modules.lifecycle import review
+    for name in ("archives", "grading", "lifecycle"):
+        enable_module("D1", name)
+    cid, _invoice, _contract, _number, _path = _documents(app, make_customer)
+    outsider = make_user("outsider", "sales", "D2")
+    from modules.archives.models import AccessRequest
+    from modules.grading.models import History
+    with app.app_context():
+        db.session.add(AccessRequest(customer_id=cid, requester_id=outsider, kind="view", purpose="核对",
+                                     until=date.today() + timedelta(days=3)))
+        db.session.add(History(customer_id=cid, from_grade="ordinary", to_grade="important", source="override",
+                               at=datetime.now(UTC)))
+        db.session.commit()
+        dept = db.session.execute(select(Department).where(Department.code == "D1")).scalar_one()
+        today = datetime.now(UTC).date()
+        monday = today - timedelta(days=today.weekday())
+        [report] = review.report(monday, monday + timedelta(days=6), departments=[dept])
+    assert report.value("lifecycle.archive_requests_pending") == 1
+    assert report.value("grading.grade_changes") == 1
