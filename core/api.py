@@ -24,9 +24,10 @@ services         ServiceError, department_by_code, deactivate_user
 CLI              cli_actor(), cli_fail(message), cli_ready()
 settings         module_setting(module, name, default), upload_folder(module)
 files            csv_response(header, rows, filename), neutralise(text): formula-safe CSV for Excel
+stored files     write_private_file(path, data) (0600, atomic), remove_files(paths) after the commit
 charts           bar_chart(ident, title, {label: count}) drawn by the macro bar_chart_svg (macros.html)
 language         pick({"zh_CN": …, "en": …}) → the text in the user's language
-time             to_local(dt), local_now(), local_today(): the company's zone (KEHU_TIMEZONE);
+time             to_local(dt), local_now(), local_today(), company_timezone(): KEHU_TIMEZONE;
                  in templates |local_datetime and |local_date. Store UTC, show local.
 """
 from __future__ import annotations
@@ -66,7 +67,8 @@ _EXPORTS = {
     # files for Excel, audit trail targets
     "csv_response": ("core.exports", None), "neutralise": ("core.exports", None),
     "AuditTarget": ("core.audit", None), "WorkItem": ("core.hooks", None),
-    "bar_chart": ("core.charts", None),
+    "bar_chart": ("core.charts", None), "write_private_file": ("core.files", None),
+    "remove_files": ("core.files", None), "company_timezone": ("core.i18n", None),
 }
 
 # Namespaces: a module calls ``audit.record(...)``, ``crypto.encrypt(...)``, ``pdf.render(...)``.

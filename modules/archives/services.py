@@ -10,18 +10,15 @@ Editing needs ``archives.manage`` and the customer in the actor's own remit.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import os
 import re
 import secrets
-import tempfile
 import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,9 +33,12 @@ from core.api import (
     db,
     deny_row,
     is_enabled,
+    local_today,
     module_setting,
     next_number,
+    remove_files,
     utcnow,
+    write_private_file,
 )
 from core.api import (
     upload_folder as module_upload_folder,
@@ -65,7 +65,6 @@ DEFAULT_REQUIRED_TYPES = {
 }
 DEFAULT_MAX_ATTACHMENT = 10 * 1024 * 1024
 DEFAULT_MAX_ACCESS_DAYS = 90
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 # Office files are zip archives: bounds against zip bombs (only [Content_Types].xml is inflated).
 MAX_ZIP_ENTRIES = 5000
 MAX_ZIP_UNCOMPRESSED = 300 * 1024 * 1024
@@ -115,15 +114,9 @@ def _setting(name, default):
 
 
 def today() -> date:
-    """The company's calendar date (ARCHIVES_TIMEZONE, default Asia/Shanghai). Access dates are
-    compared with this on every access; tests move it with monkeypatch."""
-    name = _setting("TIMEZONE", DEFAULT_TIMEZONE)
-    try:
-        from zoneinfo import ZoneInfo
-        zone = ZoneInfo(name)
-    except Exception:  # no tz database on the machine: China has one fixed offset
-        zone = timezone(timedelta(hours=8))
-    return datetime.now(UTC).astimezone(zone).date()
+    """The company's calendar date (KEHU_TIMEZONE). Access dates are compared with this on every
+    access; tests move it with monkeypatch."""
+    return local_today()
 
 
 def max_attachment() -> int:
@@ -459,32 +452,6 @@ def attachment_path(att) -> Path:
     return upload_folder() / att.stored_name
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def remove_files(paths) -> None:
-    """Remove stored attachment files (after the transaction that dropped their rows committed)."""
-    for path in paths:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:  # the row is gone; the ciphertext left behind is logged for cleanup
-            log.error("archives: cannot remove attachment file %s: %s", path.name, exc)
-
-
 def add_attachment(actor, doc, filename, data: bytes):
     """Check, encrypt and store one file for a document. Returns (attachment, path); the caller
     commits, and removes ``path`` if the commit fails. Refusals raise AttachmentError before
@@ -497,7 +464,7 @@ def add_attachment(actor, doc, filename, data: bytes):
         att.filename = name
         blob = crypto.encrypt_bytes(att.data_key(), data, att.aad("content"))
     path = attachment_path(att)
-    _write_private(path, blob)
+    write_private_file(path, blob)
     try:
         db.session.add(att)
         db.session.flush()
@@ -572,7 +539,7 @@ def rekey_attachments(customer, old_key, new_key):
             data = crypto.decrypt_bytes(old_key, blob, att.aad("content"))
             att.stored_name = secrets.token_hex(16)
             new_path = attachment_path(att)
-            _write_private(new_path, crypto.encrypt_bytes(new_key, data, att.aad("content")))
+            write_private_file(new_path, crypto.encrypt_bytes(new_key, data, att.aad("content")))
             written.append(new_path)
             replaced.append(old_path)
     except BaseException:

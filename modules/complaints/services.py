@@ -10,16 +10,13 @@ else any. Steps: the handler (``complaints.handle``) works on their own complain
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
 import secrets
 import statistics
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask_babel import gettext as _
@@ -29,6 +26,7 @@ from core.api import (
     User,
     audit,
     can,
+    company_timezone,
     crypto,
     db,
     is_enabled,
@@ -36,8 +34,11 @@ from core.api import (
     next_number,
     ownership_rule,
     pdf,
+    remove_files,
     scoped,
+    to_local,
     utcnow,
+    write_private_file,
 )
 from core.api import upload_folder as module_upload_folder
 from modules.customers import Customer, masked_fields, scoped_customers
@@ -68,7 +69,6 @@ DUPLICATE_DAYS = 7
 TEXT_MAX = 5000
 COMMENT_MAX = 2000
 DEFAULT_MAX_ATTACHMENT = 10 * 1024 * 1024
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 # Hours to the first response (受理) and to the resolution, by severity.
 DEFAULT_HOURS = {"normal": (24, 168), "serious": (8, 72), "urgent": (2, 24)}
 DEFAULT_IMPORTANT_PERCENT = 50  # 重要 customers: half the time
@@ -104,17 +104,13 @@ complaint_rule = ownership_rule(Complaint.handler_id, Complaint.department_id,
 
 
 def zone():
-    name = module_setting(MODULE, "TIMEZONE", DEFAULT_TIMEZONE)
-    try:
-        from zoneinfo import ZoneInfo
-        return ZoneInfo(name)
-    except Exception:  # no tz database: China has one fixed offset
-        return timezone(timedelta(hours=8))
+    """The company's time zone (KEHU_TIMEZONE)."""
+    return company_timezone()
 
 
 def local(dt):
     """A UTC time in the company's zone (Beijing time by default)."""
-    return dt.astimezone(zone()) if dt is not None else None
+    return to_local(dt)
 
 
 def local_text(dt):
@@ -566,27 +562,6 @@ def attachment_path(att) -> Path:
     return upload_folder() / att.stored_name
 
 
-def _write_private(path: Path, data: bytes):
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def remove_files(paths):
-    for path in paths:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
 def read_upload(stream) -> bytes:
     limit = max_attachment()
     data = stream.read(limit + 1)
@@ -613,7 +588,7 @@ def add_attachment(actor, c, filename, data: bytes):
         att.filename = name
         blob = crypto.encrypt_bytes(att.data_key(), data, att.aad("content"))
     path = attachment_path(att)
-    _write_private(path, blob)
+    write_private_file(path, blob)
     try:
         db.session.add(att)
         _step(c, actor, "attachment", c.status, c.status)

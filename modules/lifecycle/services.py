@@ -14,7 +14,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from core.api import audit, crypto, db, hooks, local_today, utcnow
+from core.api import audit, crypto, db, hooks, local_today, remove_files, utcnow
 from modules.customers import STATUSES, Customer, Transaction
 
 from .models import Hold, Policy, Run, Tombstone
@@ -274,18 +274,7 @@ def finish() -> int:
 
 
 def finish_files() -> int:
-    session = db.session()
-    paths = session.info.pop(FILES_KEY, [])
-    removed = 0
-    for path in paths:
-        try:
-            path.unlink()
-            removed += 1
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.error("lifecycle: cannot remove file %s: %s", path.name, exc)
-    return removed
+    return remove_files(db.session().info.pop(FILES_KEY, []))
 
 
 @dataclass
