@@ -1,5 +1,5 @@
 """Navigation built from the menu items modules declare, filtered per user."""
-from flask import current_app, url_for
+from flask import current_app, g, url_for
 from flask_login import current_user
 
 from core import access
@@ -17,7 +17,10 @@ def visible(user=None):
     user = user or current_user
     if not user.is_authenticated:
         return []
-    items = []
+    cache = g.setdefault("kehu_menus", {})  # a page lists the menu twice (bar and home cards):
+    if user.id in cache:                     # badge counts are queried once per request
+        return cache[user.id]
+    items = cache[user.id] = []
     for item in sorted(current_app.extensions["kehu.menus"], key=lambda i: (i.order, i.id)):
         if not access.can(user, item.permission):
             continue
