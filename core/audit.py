@@ -8,7 +8,6 @@ Entries carry field names and ids, never personal values.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import hmac
 import json
 import logging
@@ -179,8 +178,7 @@ def _clean(value):
 
 def _mac(prev_hash, canonical):
     from core import crypto
-    return hmac.new(crypto.keyring().audit_key, (prev_hash + "\n" + canonical).encode(),
-                    hashlib.sha256).hexdigest()
+    return crypto.audit_mac(prev_hash, canonical)  # HMAC-SHA256 or HMAC-SM3, as the key file says
 
 
 def _lock_chain(session):
@@ -309,8 +307,7 @@ def entries(*, actor=None, actions=None, since=None, until=None, limit=200):
 
 def _checkpoint_mac(entry_id, entry_hash):
     from core import crypto
-    return hmac.new(crypto.keyring().audit_key, f"checkpoint|{entry_id}|{entry_hash}".encode(),
-                    hashlib.sha256).hexdigest()
+    return crypto.checkpoint_mac(entry_id, entry_hash)
 
 
 def read_checkpoint(path=None):

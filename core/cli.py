@@ -93,8 +93,11 @@ def require_ready():
 
 @main.command()
 @click.option("--demo", is_flag=True, help="Also create demo departments, users and customers.")
+@click.option("--crypto", "suite", type=click.Choice(["aes", "sm"]), envvar="KEHU_CRYPTO", default=None,
+              help="Cipher suite of a new master key: aes (AES-256-GCM + HMAC-SHA256, the default) or "
+                   "sm (国密 SM4-GCM + HMAC-SM3). Also KEHU_CRYPTO.")
 @with_appcontext
-def init(demo):
+def init(demo, suite):
     """Create keys, the database schema and the administrator."""
     from core import crypto
     app = current_app
@@ -106,8 +109,12 @@ def init(demo):
         if _schema_ready() and db.session.execute(select(User).limit(1)).first():
             fail(f"the database holds data but the master key {master} is missing; restore the key file "
                  "instead of creating a new one")
-        crypto.Keyring.generate(master)
-        click.echo(f"created master key {master} (mode 0600) — keep a copy somewhere safe")
+        ring = crypto.Keyring.generate(master, suite=suite or crypto.DEFAULT_SUITE)
+        click.echo(f"created master key {master} (mode 0600, {crypto.SUITES[ring.suite].label}) "
+                   "— keep a copy somewhere safe")
+    elif suite and crypto.Keyring.load(master).suite != suite:
+        fail(f"the master key {master} exists with another cipher suite: to move this instance to "
+             f"{suite!r} run `kehu keys rotate --crypto {suite}`")
     if not secret.exists():
         crypto.generate_secret_key_file(secret)
         app.config["SECRET_KEY"] = secret.read_text().strip()
@@ -525,15 +532,19 @@ def keys():
 
 
 @keys.command("rotate")
+@click.option("--crypto", "suite", type=click.Choice(["aes", "sm"]), default=None,
+              help="Also move to this cipher suite (sm: 国密 SM4-GCM + HMAC-SM3): every encrypted "
+                   "field and file is re-encrypted, audit entries from now on use its MAC.")
 @with_appcontext
-def keys_rotate():
+def keys_rotate(suite):
     """New master and blind-index keys: rewrap every data key, recompute every blind index, then
     drop the old keys, so a copy of the old key file opens nothing. Safe to re-run after a crash."""
     require_ready()
     from core import crypto, hooks
     callbacks = [func for _module, func in hooks.contributions("core.reindex", all_departments=True)]
+    reencrypt = [func for _module, func in hooks.contributions("core.reencrypt", all_departments=True)]
     try:
-        counts = crypto.rotate(reindex_callbacks=callbacks)
+        counts = crypto.rotate(reindex_callbacks=callbacks, suite=suite, reencrypt_callbacks=reencrypt)
     except crypto.KeyringError as exc:
         fail(exc)
     audit.record("core.keys.rotated", actor=cli_actor(), **{k: v for k, v in counts.items()

@@ -8,6 +8,13 @@ bound by AAD to their table, column and row. Deleting a subject key shreds that 
 Exact-match search uses blind indexes: a truncated HMAC of the normalised value under a
 separate index key. Four keys never mix: KEK, index key, audit key (all in the master key file)
 and the Flask ``SECRET_KEY`` (its own file).
+
+Two cipher suites (``SUITES``): "aes" (AES-256-GCM, HMAC-SHA256; the default) and "sm", the
+national suite (SM4-GCM, HMAC-SM3). The key file records which one new data uses (``suite()``)
+and, per key, the suite it belongs to, so an instance moves from one to the other with
+``kehu keys rotate --crypto sm`` while everything written before stays readable: a ciphertext
+names its cipher (prefix "v1:" or "sm1:", file magic), a blind index its key, and the audit
+chain's MAC changes at an entry id recorded in the key file.
 """
 from __future__ import annotations
 
@@ -19,12 +26,16 @@ import json
 import os
 import secrets
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, or_, select
 
 from core.db import db
 from core.models import UTCDateTime, utcnow
@@ -33,9 +44,10 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
 DIGEST_HEX_CHARS = 16  # 64 bits of HMAC: exact-match search; callers still re-check after decrypt
-CIPHERTEXT_PREFIX = "v1:"
+CIPHERTEXT_PREFIX = "v1:"  # AES-256-GCM; SM4-GCM values start with "sm1:" (SUITES)
 FILE_FORMAT = "kehu-keyring"
-FILE_VERSION = 1
+FILE_VERSION = 2  # 2 adds the suite of each key and of the audit MAC; version 1 files are all "aes"
+READABLE_VERSIONS = (1, 2)
 EXTENSION = "kehu.keyring"
 
 
@@ -45,6 +57,85 @@ class KeyringError(RuntimeError):
 
 class DecryptionError(Exception):
     """A ciphertext or wrapped key failed authentication, or names a key we do not hold."""
+
+
+# --- cipher suites -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A cipher suite: ``name`` as in ``kehu init --crypto NAME``, ``label`` for people."""
+
+    name: str
+    label: str
+    cipher: str  # fields, files and wrapped data keys
+    mac: str  # blind indexes and the audit chain
+    kek_bytes: int  # key-encryption keys; data, index and audit keys are 256-bit in both suites
+    prefix: str  # of a field's ciphertext
+    magic: bytes  # of a file's ciphertext
+
+
+SUITES = {
+    "aes": Suite("aes", "AES-256-GCM + HMAC-SHA256", "AES-256-GCM", "HMAC-SHA256", 32, "v1:", b"kehu1"),
+    "sm": Suite("sm", "国密 SM4-GCM + HMAC-SM3", "SM4-GCM", "HMAC-SM3", 16, "sm1:", b"kesm1"),
+}
+DEFAULT_SUITE = "aes"
+_SM4_LABEL = b"kehu-sm4-gcm"  # a subject's SM4 key is HMAC-SM3(data key, this label)[:16]
+
+
+def check_suite(name) -> Suite:
+    """The suite called ``name``, or KeyringError (unknown, or this OpenSSL cannot do it)."""
+    found = SUITES.get(name)
+    if found is None:
+        raise KeyringError(f"unknown cipher suite {name!r}: use one of {', '.join(SUITES)}")
+    if name == "sm" and not _sm_available():
+        raise KeyringError("the installed cryptography/OpenSSL cannot do SM4-GCM and SM3: "
+                           "install cryptography 42 or later built with OpenSSL 3")
+    return found
+
+
+def _sm_available() -> bool:
+    try:
+        _seal("sm", bytes(16), bytes(NONCE_BYTES), b"", b"")
+        _hmac("sm", bytes(KEY_BYTES), b"")
+    except Exception:  # UnsupportedAlgorithm, or an OpenSSL built without SM4/SM3
+        return False
+    return True
+
+
+def _seal(suite: str, key: bytes, nonce: bytes, data: bytes, aad: bytes) -> bytes:
+    """Ciphertext + 16-byte tag under the suite's AEAD."""
+    if suite == "aes":
+        return AESGCM(key).encrypt(nonce, data, aad)
+    encryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
+    encryptor.authenticate_additional_data(aad)
+    return encryptor.update(data) + encryptor.finalize() + encryptor.tag
+
+
+def _open(suite: str, key: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
+    """The plaintext of ``_seal``, or InvalidTag."""
+    if suite == "aes":
+        return AESGCM(key).decrypt(nonce, sealed, aad)
+    if len(sealed) < TAG_BYTES:
+        raise InvalidTag()
+    decryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce, sealed[-TAG_BYTES:])).decryptor()
+    decryptor.authenticate_additional_data(aad)
+    return decryptor.update(sealed[:-TAG_BYTES]) + decryptor.finalize()
+
+
+def _hmac(suite: str, key: bytes, message: bytes) -> bytes:
+    if suite == "aes":
+        return hmac.new(key, message, hashlib.sha256).digest()
+    mac = crypto_hmac.HMAC(key, hashes.SM3())
+    mac.update(message)
+    return mac.finalize()
+
+
+def _suite_of_token(token: str):
+    for found in SUITES.values():
+        if token.startswith(found.prefix):
+            return found
+    return None
 
 
 # --- files -------------------------------------------------------------------------------------
@@ -92,68 +183,108 @@ def _b64(key: bytes) -> str:
     return base64.b64encode(key).decode("ascii")
 
 
-def _key_from_b64(text, where: str) -> bytes:
+def _key_from_b64(text, where: str, size: int = KEY_BYTES) -> bytes:
     try:
         key = base64.b64decode(text, validate=True)
     except (binascii.Error, TypeError, ValueError):
         raise KeyringError(f"{where} is not valid base64") from None
-    if len(key) != KEY_BYTES:
-        raise KeyringError(f"{where} must be {KEY_BYTES} bytes, not {len(key)}")
+    if len(key) != size:
+        raise KeyringError(f"{where} must be {size} bytes, not {len(key)}")
     return key
 
 
-def _versioned_from_json(doc, kind: str, path) -> tuple[dict[int, bytes], int]:
+def _suite_name(value, where: str) -> str:
+    if value not in SUITES:
+        raise KeyringError(f"{where} names unknown cipher suite {value!r}")
+    return value
+
+
+def _versioned_from_json(doc, kind: str, path) -> tuple[dict[int, bytes], int, dict[int, str]]:
     section = doc.get(kind)
     if not isinstance(section, dict) or not isinstance(section.get("keys"), dict) or not section["keys"]:
         raise KeyringError(f"master key file {path} is malformed: '{kind}' needs a non-empty 'keys' object")
-    keys = {}
+    suites_doc = section.get("suites", {})
+    if not isinstance(suites_doc, dict):
+        raise KeyringError(f"master key file {path} is malformed: '{kind}' 'suites' is not an object")
+    keys, suites = {}, {}
     for key_id, text in section["keys"].items():
         if not key_id.isascii() or not key_id.isdigit() or int(key_id) < 1:
             raise KeyringError(f"master key file {path} is malformed: '{kind}' key id {key_id!r} "
                                "is not a positive integer")
-        keys[int(key_id)] = _key_from_b64(text, f"master key file {path}: '{kind}' key {key_id}")
+        where = f"master key file {path}: '{kind}' key {key_id}"
+        suite = _suite_name(suites_doc.get(key_id, DEFAULT_SUITE), where)
+        size = SUITES[suite].kek_bytes if kind == "kek" else KEY_BYTES
+        keys[int(key_id)] = _key_from_b64(text, where, size)
+        suites[int(key_id)] = suite
     primary = section.get("primary")
     if not isinstance(primary, int) or primary not in keys:
         raise KeyringError(f"master key file {path} is malformed: '{kind}' primary {primary!r} "
                            "is not one of its keys")
-    return keys, primary
+    return keys, primary, suites
+
+
+def _audit_macs_from_json(doc, path) -> list[tuple[int, str]]:
+    """[(first entry id, suite)] of the audit chain's MAC, oldest first."""
+    marks = doc.get("audit_mac", [{"since": 1, "suite": DEFAULT_SUITE}])
+    try:
+        result = [(int(mark["since"]), _suite_name(mark["suite"], f"master key file {path}: 'audit_mac'"))
+                  for mark in marks]
+    except (KeyError, TypeError, ValueError):
+        raise KeyringError(f"master key file {path} is malformed: 'audit_mac' needs "
+                           "[{\"since\": id, \"suite\": name}, ...]") from None
+    if not result or result[0][0] != 1 or any(a[0] >= b[0] for a, b in zip(result, result[1:], strict=False)):
+        raise KeyringError(f"master key file {path} is malformed: 'audit_mac' must start at entry 1 "
+                           "and go up")
+    return result
 
 
 # --- the keyring -------------------------------------------------------------------------------
 
 
 class Keyring:
-    """The keys of the master key file: versioned KEKs, versioned blind-index keys, one audit key."""
+    """The keys of the master key file: versioned KEKs, versioned blind-index keys, one audit key,
+    each KEK and index key with the cipher suite it belongs to, and the suite new data uses."""
 
-    def __init__(self, *, keks, kek_primary, index_keys, index_primary, audit_key, path=None):
+    def __init__(self, *, keks, kek_primary, index_keys, index_primary, audit_key, path=None,
+                 suite=DEFAULT_SUITE, kek_suites=None, index_suites=None, audit_macs=None):
         self._keks = dict(keks)
         self._kek_primary = kek_primary
         self._index_keys = dict(index_keys)
         self._index_primary = index_primary
         self._audit_key = audit_key
+        self.suite = suite
+        self._kek_suites = dict(kek_suites) if kek_suites is not None else dict.fromkeys(self._keks, suite)
+        self._index_suites = (dict(index_suites) if index_suites is not None
+                              else dict.fromkeys(self._index_keys, suite))
+        self._audit_macs = list(audit_macs) if audit_macs is not None else [(1, suite)]
         self.path = Path(path) if path is not None else None
         self._stamp = None
         all_keys = [*self._keks.values(), *self._index_keys.values(), audit_key]
         if len(set(all_keys)) != len(all_keys):
             raise KeyringError(f"master key file {path} is malformed: a key is used twice; "
                                "every key must be distinct")
+        if (suite not in SUITES or self._kek_suites[kek_primary] != suite
+                or self._index_suites[index_primary] != suite):
+            raise KeyringError(f"master key file {path} is malformed: suite {suite!r} is not "
+                               "the suite of its primary keys")
 
     def __repr__(self):
-        return (f"<Keyring {self.path} kek={self._kek_primary} of {sorted(self._keks)} "
+        return (f"<Keyring {self.path} suite={self.suite} kek={self._kek_primary} of {sorted(self._keks)} "
                 f"index={self._index_primary} of {sorted(self._index_keys)}>")
 
     # files
 
     @classmethod
-    def generate(cls, path) -> Keyring:
-        """Create a new master key file (mode 0600). Never overwrites: losing the old file would
-        make every encrypted field unreadable."""
+    def generate(cls, path, suite=DEFAULT_SUITE) -> Keyring:
+        """Create a new master key file (mode 0600) for cipher suite ``suite``. Never overwrites:
+        losing the old file would make every encrypted field unreadable."""
         path = Path(path)
+        check_suite(suite)
         if path.exists():
             raise KeyringError(f"master key file {path} already exists: refusing to overwrite it")
-        ring = cls(keks={1: AESGCM.generate_key(256)}, kek_primary=1,
+        ring = cls(keks={1: secrets.token_bytes(SUITES[suite].kek_bytes)}, kek_primary=1,
                    index_keys={1: secrets.token_bytes(KEY_BYTES)}, index_primary=1,
-                   audit_key=secrets.token_bytes(KEY_BYTES), path=path)
+                   audit_key=secrets.token_bytes(KEY_BYTES), path=path, suite=suite)
         _write_file(path, ring._to_json(), overwrite=False)
         ring._stamp = _file_stamp(path)
         return ring
@@ -184,13 +315,23 @@ class Keyring:
                                "the key backup") from None
         if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
             raise KeyringError(f"master key file {path} is not a kehu keyring")
-        if doc.get("version") != FILE_VERSION:
+        if doc.get("version") not in READABLE_VERSIONS:
             raise KeyringError(f"master key file {path} has unsupported version {doc.get('version')!r}")
-        keks, kek_primary = _versioned_from_json(doc, "kek", path)
-        index_keys, index_primary = _versioned_from_json(doc, "index", path)
+        if doc["version"] == 1:  # before the national suite: everything AES-GCM / HMAC-SHA256
+            doc = {k: v for k, v in doc.items() if k not in ("suite", "audit_mac")}
+            for kind in ("kek", "index"):
+                if isinstance(doc.get(kind), dict):
+                    doc[kind] = {k: v for k, v in doc[kind].items() if k != "suites"}
+        suite = _suite_name(doc.get("suite", DEFAULT_SUITE), f"master key file {path}: 'suite'")
+        keks, kek_primary, kek_suites = _versioned_from_json(doc, "kek", path)
+        index_keys, index_primary, index_suites = _versioned_from_json(doc, "index", path)
         audit_key = _key_from_b64(doc.get("audit"), f"master key file {path}: 'audit' key")
+        audit_macs = _audit_macs_from_json(doc, path)
+        if "sm" in {suite, *kek_suites.values(), *index_suites.values(), *(s for _, s in audit_macs)}:
+            check_suite("sm")
         ring = cls(keks=keks, kek_primary=kek_primary, index_keys=index_keys,
-                   index_primary=index_primary, audit_key=audit_key, path=path)
+                   index_primary=index_primary, audit_key=audit_key, path=path, suite=suite,
+                   kek_suites=kek_suites, index_suites=index_suites, audit_macs=audit_macs)
         ring._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         return ring
 
@@ -211,14 +352,19 @@ class Keyring:
             return False  # keep the keys we hold rather than fail every request
 
     def _to_json(self) -> bytes:
+        def section(keys, primary, suites):
+            return {"primary": primary,
+                    "keys": {str(i): _b64(k) for i, k in sorted(keys.items())},
+                    "suites": {str(i): suites[i] for i in sorted(keys)}}
+
         doc = {
             "format": FILE_FORMAT,
             "version": FILE_VERSION,
-            "kek": {"primary": self._kek_primary,
-                    "keys": {str(i): _b64(k) for i, k in sorted(self._keks.items())}},
-            "index": {"primary": self._index_primary,
-                      "keys": {str(i): _b64(k) for i, k in sorted(self._index_keys.items())}},
+            "suite": self.suite,
+            "kek": section(self._keks, self._kek_primary, self._kek_suites),
+            "index": section(self._index_keys, self._index_primary, self._index_suites),
             "audit": _b64(self._audit_key),
+            "audit_mac": [{"since": since, "suite": suite} for since, suite in self._audit_macs],
         }
         return (json.dumps(doc, indent=2) + "\n").encode("ascii")
 
@@ -250,24 +396,54 @@ class Keyring:
         """More than one key of a kind means a rotation started and has not finished."""
         return len(self._keks) > 1 or len(self._index_keys) > 1
 
-    def add_primary_keys(self) -> None:
-        """Add a new KEK and a new index key and make them primary; old ones stay for reading."""
+    @property
+    def audit_macs(self) -> list[tuple[int, str]]:
+        """[(first entry id, suite)]: from which audit entry on each suite's MAC is used."""
+        return list(self._audit_macs)
+
+    def audit_suite(self, entry_id=None) -> str:
+        """The suite whose MAC signs audit entry ``entry_id`` (None: the newest entries)."""
+        if entry_id is None:
+            return self._audit_macs[-1][1]
+        for since, suite in reversed(self._audit_macs):
+            if entry_id >= since:
+                return suite
+        return self._audit_macs[0][1]
+
+    def switch_audit_mac(self, suite: str, since: int) -> None:
+        """Sign audit entries from id ``since`` on with ``suite``'s MAC (the caller holds the chain)."""
+        if self.audit_suite() == suite:
+            return
+        marks = [(first, name) for first, name in self._audit_macs if first < since]
+        if not marks:  # nothing was signed under the old MAC
+            marks, since = [], 1
+        self._audit_macs = marks if marks and marks[-1][1] == suite else [*marks, (since, suite)]
+
+    def add_primary_keys(self, suite=None) -> None:
+        """Add a new KEK and a new index key (of ``suite``, by default the current one) and make
+        them primary; old ones stay for reading."""
+        suite = suite or self.suite
         kek_id = max(self._keks) + 1
         index_id = max(self._index_keys) + 1
-        self._keks[kek_id] = AESGCM.generate_key(256)
+        self._keks[kek_id] = secrets.token_bytes(SUITES[suite].kek_bytes)
         self._index_keys[index_id] = secrets.token_bytes(KEY_BYTES)
+        self._kek_suites[kek_id] = self._index_suites[index_id] = suite
         self._kek_primary, self._index_primary = kek_id, index_id
+        self.suite = suite
 
     def drop_old_keys(self) -> None:
         """Forget every KEK and index key but the primaries."""
         self._keks = {self._kek_primary: self._keks[self._kek_primary]}
         self._index_keys = {self._index_primary: self._index_keys[self._index_primary]}
+        self._kek_suites = {self._kek_primary: self._kek_suites[self._kek_primary]}
+        self._index_suites = {self._index_primary: self._index_suites[self._index_primary]}
 
     def wrap(self, dek: bytes) -> tuple[str, bytes]:
         """Encrypt a data key under the primary KEK; returns (kek_id, nonce + ciphertext + tag)."""
         kek_id = self.kek_id
         nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(self._keks[self._kek_primary]).encrypt(nonce, dek, _wrap_aad(kek_id))
+        sealed = _seal(self._kek_suites[self._kek_primary], self._keks[self._kek_primary], nonce, dek,
+                       _wrap_aad(kek_id))
         return kek_id, nonce + sealed
 
     def unwrap(self, kek_id, wrapped: bytes) -> bytes:
@@ -280,7 +456,8 @@ class Keyring:
         if len(wrapped) < NONCE_BYTES + TAG_BYTES:
             raise DecryptionError("wrapped data key is truncated")
         try:
-            return AESGCM(kek).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_aad(kek_id))
+            return _open(self._kek_suites[int(kek_id)], kek, wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:],
+                         _wrap_aad(kek_id))
         except InvalidTag:
             raise DecryptionError(f"wrapped data key failed authentication under KEK {kek_id}") from None
 
@@ -295,9 +472,9 @@ class Keyring:
     def _digest(self, key_id: int, domain: str, value: str) -> str:
         if not domain or "\x00" in domain:
             raise ValueError("blind index domain must be a non-empty name like 'customers.phone'")
-        mac = hmac.new(self._index_keys[key_id], f"{domain}\x00{value}".encode(), hashlib.sha256)
+        mac = _hmac(self._index_suites[key_id], self._index_keys[key_id], f"{domain}\x00{value}".encode())
         # The key id prefix shows which key made a stored index, so a stale one is detectable.
-        return f"{key_id}:{mac.hexdigest()[:DIGEST_HEX_CHARS]}"
+        return f"{key_id}:{mac.hex()[:DIGEST_HEX_CHARS]}"
 
 
 def _wrap_aad(kek_id: str) -> bytes:
@@ -339,6 +516,16 @@ def _dek_of(subject_key: SubjectKey) -> bytes:
     return subject_key._dek
 
 
+def _subject_cipher_key(subject_key: SubjectKey, suite: str) -> bytes:
+    """The key fields and files of a subject are sealed with under ``suite``: the 256-bit data key
+    itself for AES-256-GCM, an SM4 key derived from it with HMAC-SM3 for SM4-GCM. One data key
+    serves both, so a subject's values stay readable while an instance moves between suites."""
+    dek = _dek_of(subject_key)
+    if suite == "aes":
+        return dek
+    return _hmac("sm", dek, _SM4_LABEL)[:16]
+
+
 # --- application API ---------------------------------------------------------------------------
 
 
@@ -360,9 +547,15 @@ def keyring() -> Keyring:
     return ring
 
 
+def suite() -> Suite:
+    """The cipher suite of this instance (``.name`` "aes" or "sm", ``.label`` for people): what
+    new fields, files, blind indexes and audit entries are sealed with."""
+    return SUITES[keyring().suite]
+
+
 def new_subject_key() -> SubjectKey:
     """A fresh data key for a new data subject, wrapped under the primary KEK, added to the session."""
-    dek = AESGCM.generate_key(256)
+    dek = secrets.token_bytes(KEY_BYTES)
     kek_id, wrapped = keyring().wrap(dek)
     subject_key = SubjectKey(kek_id=kek_id, wrapped=wrapped)
     subject_key._dek = dek
@@ -371,7 +564,8 @@ def new_subject_key() -> SubjectKey:
 
 
 def encrypt(subject_key: SubjectKey, plaintext: str, aad: str) -> str:
-    """AES-256-GCM with a random nonce, as ASCII "v1:<base64url(nonce + ciphertext + tag)>".
+    """The instance's AEAD (``suite()``) with a random nonce, as ASCII
+    "<prefix><base64url(nonce + ciphertext + tag)>": "v1:" for AES-256-GCM, "sm1:" for SM4-GCM.
 
     ``aad`` binds the value to where it is stored, e.g. "customers_person|id_number|42": the same
     ciphertext copied to another row or column then fails to decrypt.
@@ -380,49 +574,56 @@ def encrypt(subject_key: SubjectKey, plaintext: str, aad: str) -> str:
         raise TypeError("encrypt() takes text; store None as NULL instead of encrypting it")
     if not aad:
         raise ValueError("encrypt() needs the AAD naming table, column and row")
+    current = SUITES[keyring().suite]
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(_dek_of(subject_key)).encrypt(nonce, plaintext.encode("utf-8"), aad.encode("utf-8"))
-    return CIPHERTEXT_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+    sealed = _seal(current.name, _subject_cipher_key(subject_key, current.name), nonce,
+                   plaintext.encode("utf-8"), aad.encode("utf-8"))
+    return current.prefix + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
 
 def decrypt(subject_key: SubjectKey, token: str, aad: str) -> str:
     """The plaintext, or DecryptionError: never garbage, never an empty string in its place."""
-    if not isinstance(token, str) or not token.startswith(CIPHERTEXT_PREFIX):
+    found = _suite_of_token(token) if isinstance(token, str) else None
+    if found is None:
         raise DecryptionError(f"value for {aad} is not a kehu ciphertext")
     try:
-        raw = base64.b64decode(token[len(CIPHERTEXT_PREFIX):], altchars=b"-_", validate=True)
+        raw = base64.b64decode(token[len(found.prefix):], altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise DecryptionError(f"ciphertext for {aad} is not valid base64 (truncated or altered)") from None
     if len(raw) < NONCE_BYTES + TAG_BYTES:
         raise DecryptionError(f"ciphertext for {aad} is truncated")
     try:
-        data = AESGCM(_dek_of(subject_key)).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
-                                                    aad.encode("utf-8"))
+        data = _open(found.name, _subject_cipher_key(subject_key, found.name), raw[:NONCE_BYTES],
+                     raw[NONCE_BYTES:], aad.encode("utf-8"))
     except InvalidTag:
         raise DecryptionError(f"ciphertext for {aad} failed authentication: altered, truncated, "
                               "or moved from another row, column or subject") from None
     return data.decode("utf-8")
 
 
-BLOB_MAGIC = b"kehu1"
+BLOB_MAGIC = b"kehu1"  # AES-256-GCM; SM4-GCM files start with b"kesm1" (SUITES)
 
 
 def encrypt_bytes(subject_key: SubjectKey, data: bytes, aad: str) -> bytes:
-    """AES-256-GCM for files: b"kehu1" + nonce + ciphertext + tag, no base64 inflation."""
+    """The instance's AEAD for files: magic (b"kehu1" AES-256-GCM, b"kesm1" SM4-GCM) + nonce +
+    ciphertext + tag, no base64 inflation."""
     if not aad:
         raise ValueError("encrypt_bytes() needs the AAD naming what the data is")
+    current = SUITES[keyring().suite]
     nonce = os.urandom(NONCE_BYTES)
-    return BLOB_MAGIC + nonce + AESGCM(_dek_of(subject_key)).encrypt(nonce, bytes(data), aad.encode("utf-8"))
+    return current.magic + nonce + _seal(current.name, _subject_cipher_key(subject_key, current.name),
+                                         nonce, bytes(data), aad.encode("utf-8"))
 
 
 def decrypt_bytes(subject_key: SubjectKey, blob: bytes, aad: str) -> bytes:
-    """The plaintext of ``encrypt_bytes``, or DecryptionError."""
-    head = len(BLOB_MAGIC)
-    if not blob.startswith(BLOB_MAGIC) or len(blob) < head + NONCE_BYTES + TAG_BYTES:
+    """The plaintext of ``encrypt_bytes`` (under either suite), or DecryptionError."""
+    found = next((x for x in SUITES.values() if bytes(blob[:len(x.magic)]) == x.magic), None)
+    head = len(found.magic) if found else 0
+    if found is None or len(blob) < head + NONCE_BYTES + TAG_BYTES:
         raise DecryptionError(f"data for {aad} is not a kehu ciphertext or is truncated")
     try:
-        return AESGCM(_dek_of(subject_key)).decrypt(blob[head:head + NONCE_BYTES], blob[head + NONCE_BYTES:],
-                                                    aad.encode("utf-8"))
+        return _open(found.name, _subject_cipher_key(subject_key, found.name), blob[head:head + NONCE_BYTES],
+                     blob[head + NONCE_BYTES:], aad.encode("utf-8"))
     except InvalidTag:
         raise DecryptionError(f"data for {aad} failed authentication") from None
 
@@ -435,6 +636,30 @@ def blind_index(domain: str, value: str) -> str:
 def blind_index_candidates(domain: str, value: str) -> list[str]:
     """Digests to search with (``column.in_(...)``): one per index key during a rotation."""
     return keyring().index_digests(domain, value)
+
+
+def is_current(value) -> bool:
+    """Is a stored ciphertext (a field's text or a file's bytes) under the instance's suite?"""
+    current = SUITES[keyring().suite]
+    if isinstance(value, str):
+        return value.startswith(current.prefix)
+    return bytes(value[:len(current.magic)]) == current.magic
+
+
+def audit_mac(prev_hash: str, canonical: str) -> str:
+    """The MAC of one audit entry (core.audit): HMAC under the audit key, with SHA-256 or SM3 as
+    the key file says for the entry's id (an instance that changed suite has both in its chain)."""
+    ring = keyring()
+    entry_id = json.loads(canonical)["id"] if len(ring.audit_macs) > 1 else None
+    suite_name = ring.audit_suite(entry_id) if entry_id is not None else ring.audit_macs[0][1]
+    return _hmac(suite_name, ring.audit_key, (prev_hash + "\n" + canonical).encode()).hex()
+
+
+def checkpoint_mac(entry_id: int, entry_hash: str) -> str:
+    """The MAC of the audit checkpoint naming entry ``entry_id`` (the same suite as that entry)."""
+    ring = keyring()
+    return _hmac(ring.audit_suite(entry_id), ring.audit_key,
+                 f"checkpoint|{entry_id}|{entry_hash}".encode()).hex()
 
 
 def destroy_subject_key(subject_key: SubjectKey, ref: str = "") -> None:
@@ -453,29 +678,55 @@ def destroy_subject_key(subject_key: SubjectKey, ref: str = "") -> None:
     db.session.flush()
 
 
-def rotate(reindex_callbacks=()) -> dict:
+def rotate(reindex_callbacks=(), suite=None, reencrypt_callbacks=()) -> dict:
     """Rotate the KEK and the blind-index key (``kehu keys rotate``). Safe to re-run after a crash.
 
     Each callback recomputes its module's blind indexes with ``blind_index`` (now under the new
     key) in the rotation's transaction, and may return a dict of counts to report.
+
+    ``suite`` ("aes" or "sm") moves the instance to that cipher suite: the new keys are of that
+    suite, every data key is rewrapped under the new KEK, every ``Encrypted`` field of every
+    table is re-encrypted under the new cipher, ``reencrypt_callbacks`` re-encrypt what modules
+    keep elsewhere (files), and audit entries from the next id on are signed with the suite's
+    MAC (the key file records from which id, so the chain stays verifiable across the switch).
+    Fields left under another suite (written by a request that raced the switch) are re-encrypted
+    by any later rotation too.
     """
     # Work on a private copy: this process switches to new keys only once they are on disk.
     ring = Keyring.load(keyring().path)
+    target = check_suite(suite or ring.suite).name
     resumed = ring.rotation_pending
+    if resumed and target != ring.suite:
+        raise KeyringError(f"a rotation to suite {ring.suite!r} has not finished: run "
+                           f"`kehu keys rotate --crypto {ring.suite}` first")
     # (a) new primaries, old keys kept: a crash from here on leaves everything readable.
-    if not resumed:
-        ring.add_primary_keys()
-        ring.save()
+    try:
+        changed = not resumed
+        if not resumed:
+            ring.add_primary_keys(target)
+        if ring.audit_suite() != target:
+            ring.switch_audit_mac(target, _next_audit_id())  # holds the chain until the commit below
+            changed = True
+        if changed:
+            ring.save()
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
     current_app.extensions[EXTENSION] = ring
+    # keys of another suite still held: a change of suite is under way (or resumed after a crash)
+    migrating = any(name != target for name in (*ring._kek_suites.values(), *ring._index_suites.values()))
     counts = {"subject_keys": 0}
-    # (b) rewrap data keys and recompute indexes in one transaction.
+    # (b) rewrap data keys, re-encrypt values of another suite, recompute indexes: one transaction.
     try:
         stale = db.session.scalars(select(SubjectKey).where(SubjectKey.kek_id != ring.kek_id)).all()
         for subject_key in stale:
             dek = ring.unwrap(subject_key.kek_id, subject_key.wrapped)
             subject_key.kek_id, subject_key.wrapped = ring.wrap(dek)
         counts["subject_keys"] = len(stale)
-        for callback in reindex_callbacks:
+        db.session.flush()
+        counts.update(reencrypt_fields())
+        for callback in (*reindex_callbacks, *(reencrypt_callbacks if migrating else ())):
             counts.update(callback() or {})
         db.session.commit()
     except BaseException:
@@ -493,7 +744,77 @@ def rotate(reindex_callbacks=()) -> dict:
     ring.drop_old_keys()
     ring.save()
     current_app.extensions[EXTENSION] = ring
-    counts.update(kek_id=ring.kek_id, index_key_id=ring.index_key_id, resumed=resumed)
+    counts.update(kek_id=ring.kek_id, index_key_id=ring.index_key_id, resumed=resumed, suite=ring.suite,
+                  audit_mac_since=ring.audit_macs[-1][0])
+    return counts
+
+
+def _next_audit_id() -> int:
+    """The id the next audit entry will get, with the chain locked for this transaction so that
+    no entry is appended between reading it and committing the key file that names it."""
+    from core import audit
+    audit._lock_chain(db.session)
+    return (db.session.scalar(select(func.max(audit.AuditEntry.id))) or 0) + 1
+
+
+def encrypted_fields():
+    """[(model, [Encrypted])] of every mapped table with encrypted fields, in table-name order."""
+    found = []
+    for mapper in db.Model.registry.mappers:
+        model = mapper.class_
+        fields = {}
+        for klass in reversed(model.__mro__):
+            fields.update({name: attr for name, attr in vars(klass).items() if isinstance(attr, Encrypted)})
+        if fields and getattr(model, "__tablename__", None):
+            found.append((model, list(fields.values())))
+    return sorted(found, key=lambda pair: pair[0].__tablename__)
+
+
+def reencrypt_fields(batch=500) -> dict:
+    """Re-encrypt, in the caller's transaction, every ``Encrypted`` value not under the instance's
+    suite (the blind indexes are the reindex hooks' business). Values whose data key was destroyed
+    stay as they are (unreadable anyway). Returns counts per table."""
+    current = SUITES[keyring().suite]
+    others = [s.prefix for s in SUITES.values() if s.name != current.name]
+    tables = set(inspect(db.session.connection()).get_table_names())
+    counts = {}
+    for model, fields in encrypted_fields():
+        if model.__tablename__ not in tables:
+            continue  # a module that is not installed
+        columns = [getattr(model, field.ct) for field in fields]
+        stale = or_(*(column.like(prefix + "%") for column in columns for prefix in others))
+        mapper = inspect(model)
+        pk = mapper.primary_key[0]
+        pk_attr = mapper.get_property_by_column(pk).key
+        last, moved, unreadable = None, 0, 0
+        while True:
+            stmt = select(model).where(stale).order_by(pk).limit(batch)
+            if last is not None:
+                stmt = stmt.where(pk > last)
+            rows = db.session.scalars(stmt).all()
+            if not rows:
+                break
+            for row in rows:
+                for field in fields:
+                    token = getattr(row, field.ct)
+                    if token is None or token.startswith(current.prefix):
+                        continue
+                    try:
+                        key = row.data_key()
+                        plaintext = decrypt(key, token, field.aad(row))
+                    except DecryptionError:
+                        unreadable += 1
+                        continue
+                    setattr(row, field.ct, encrypt(key, plaintext, field.aad(row)))
+                    moved += 1
+            db.session.flush()
+            last = getattr(rows[-1], pk_attr)
+            for row in rows:
+                db.session.expunge(row)
+        if moved or unreadable:
+            counts[f"{model.__tablename__}_reencrypted"] = moved
+        if unreadable:
+            counts[f"{model.__tablename__}_unreadable"] = unreadable
     return counts
 
 

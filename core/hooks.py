@@ -28,6 +28,10 @@ CORE_HOOKS = (
     HookSpec("core.reindex", "reindex() -> {str: int}",
              "kehu keys rotate: recompute the module's blind indexes under the new index key; "
              "returns counts to print."),
+    HookSpec("core.reencrypt", "reencrypt() -> {str: int}",
+             "kehu keys rotate: in the rotation's transaction, re-encrypt what the module keeps "
+             "outside Encrypted fields (files) that is not under the current cipher suite "
+             "(crypto.is_current); Encrypted fields core re-encrypts itself. Returns counts to print."),
     HookSpec("core.work_items", "work_items(user) -> [WorkItem]",
              "The home page's work queue: what the user has to do now in this module, as counts "
              "with a link (approvals to give, overdue items, records to complete). Called for the "

@@ -29,6 +29,10 @@ def _declare_test_audit_actions():
 
 _declare_test_audit_actions()
 PG_URL = os.environ.get("KEHU_TEST_DATABASE_URL")
+# The cipher suite of every test instance's master key: KEHU_TEST_CRYPTO=sm runs the whole suite
+# with the national suite (SM4-GCM, HMAC-SM3). Tests marked with `both_suites` run under each.
+TEST_CRYPTO = os.environ.get("KEHU_TEST_CRYPTO", crypto.DEFAULT_SUITE)
+both_suites = pytest.mark.parametrize("crypto_suite", sorted(crypto.SUITES), indirect=True)
 FAST_ARGON2 = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 
 
@@ -40,12 +44,12 @@ def _reset_postgres(url):
     engine.dispose()
 
 
-def make_config(tmp_path, **extra):
+def make_config(tmp_path, *, crypto_suite=None, **extra):
     instance = tmp_path / "instance"
     instance.mkdir(exist_ok=True)
     master, secret = instance / "master.key", instance / "secret.key"
     if not master.exists():
-        crypto.Keyring.generate(master)
+        crypto.Keyring.generate(master, suite=crypto_suite or TEST_CRYPTO)
         crypto.generate_secret_key_file(secret)
     config = {
         "TESTING": True,
@@ -69,11 +73,18 @@ def config_overrides():
 
 
 @pytest.fixture
-def app(tmp_path, config_overrides):
+def crypto_suite(request):
+    """The cipher suite of the test instance ("aes" or "sm"): KEHU_TEST_CRYPTO, or each in turn
+    for tests marked ``both_suites``."""
+    return getattr(request, "param", TEST_CRYPTO)
+
+
+@pytest.fixture
+def app(tmp_path, config_overrides, crypto_suite):
     from core.app import create_app
     if PG_URL:
         _reset_postgres(PG_URL)
-    app = create_app(make_config(tmp_path, **config_overrides))
+    app = create_app(make_config(tmp_path, crypto_suite=crypto_suite, **config_overrides))
     with app.app_context():
         db.create_all()
         services.grant_defaults("core")

@@ -43,5 +43,6 @@ def setup(reg):
     reg.cli(cli.group)
     reg.hook("core.demo", cli.demo_data)
     reg.hook("core.reindex", services.reindex)
+    reg.hook("core.reencrypt", services.reencrypt_under_suite)
     reg.hook("core.audit_targets", audit_targets.audit_targets)
     reg.hook("core.work_items", work.work_items)

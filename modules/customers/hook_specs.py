@@ -18,5 +18,7 @@ ALL = (
              "The customer's data key is replaced (a field was erased: the old key is destroyed next, "
              "so older copies of the erased value become unreadable). Re-encrypt every value and file "
              "the module keeps under old_key with new_key (crypto.decrypt/encrypt, same AAD); return "
-             "how many were re-encrypted. Called for every module, enabled or not, in the transaction."),
+             "how many were re-encrypted. Called for every module, enabled or not, in the transaction. "
+             "`kehu keys rotate --crypto` calls it with old_key == new_key: re-encrypt under the "
+             "instance's new cipher suite."),
 )

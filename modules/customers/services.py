@@ -701,6 +701,28 @@ def rekey_customer(actor, customer, *, reason):
     return counts
 
 
+def reencrypt_under_suite():
+    """core.reencrypt (`kehu keys rotate --crypto sm`): what modules keep under a customer's key
+    outside Encrypted fields (archives' files) follows the instance's new cipher suite through
+    customers.rekey, called with the customer's own key as old and new key: the data key stays,
+    only the cipher changes. The register's own fields are Encrypted fields, which core
+    re-encrypts. Returns counts per module."""
+    from core.api import hooks
+    contributions = hooks.contributions("customers.rekey", all_departments=True)
+    counts = {}
+    if not contributions:
+        return counts
+    ids = db.session.scalars(select(Customer.id).where(Customer.subject_key_id.isnot(None))
+                             .order_by(Customer.id)).all()
+    for customer_id in ids:
+        customer = db.session.get(Customer, customer_id)
+        key = customer.data_key()
+        for module, func in contributions:
+            name = f"{module}_reencrypted"
+            counts[name] = counts.get(name, 0) + int(func(customer, key, key) or 0)
+    return counts
+
+
 def has_consent(customer, purpose, sensitive=False):
     """Does an active (not withdrawn) consent cover ``purpose`` (and sensitive data, if asked)?"""
     if purpose not in PURPOSES:

@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
 from flask import Flask
 from flask_babel import Babel
 
@@ -18,12 +20,18 @@ from core.db import db
 AAD = "customers_person|id_number|1"
 
 
+@pytest.fixture(params=sorted(crypto.SUITES))
+def crypto_suite(request):
+    """Every test with an app runs under both cipher suites."""
+    return request.param
+
+
 @pytest.fixture
-def app(tmp_path):
+def app(tmp_path, crypto_suite):
     app = Flask(__name__)
     app.config.update(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'kehu.db'}",
                       MASTER_KEY_FILE=str(tmp_path / "master.key"))
-    Keyring.generate(app.config["MASTER_KEY_FILE"])
+    Keyring.generate(app.config["MASTER_KEY_FILE"], suite=crypto_suite)
     db.init_app(app)
     crypto.init_app(app)
     Babel(app)
@@ -48,21 +56,26 @@ def reload_subject_key(subject_key_id):
     return db.session.get(SubjectKey, subject_key_id)
 
 
+def prefix_of(token):
+    return token[:token.index(":") + 1]
+
+
 def flip(token, position):
-    raw = bytearray(base64.urlsafe_b64decode(token[3:]))
+    prefix = prefix_of(token)
+    raw = bytearray(base64.urlsafe_b64decode(token[len(prefix):]))
     raw[position] ^= 0x01
-    return "v1:" + base64.urlsafe_b64encode(bytes(raw)).decode()
+    return prefix + base64.urlsafe_b64encode(bytes(raw)).decode()
 
 
 # --- ciphertext properties (CR-02, IV-03) ------------------------------------------------------
 
 
-def test_equal_plaintexts_give_different_ciphertexts(app):
+def test_equal_plaintexts_give_different_ciphertexts(app, crypto_suite):
     sk = crypto.new_subject_key()
     first = crypto.encrypt(sk, "11010519491231002X", AAD)
     second = crypto.encrypt(sk, "11010519491231002X", AAD)
     assert first != second
-    assert first.startswith("v1:") and first.isascii()
+    assert first.startswith({"aes": "v1:", "sm": "sm1:"}[crypto_suite]) and first.isascii()
     assert "11010519491231002X" not in first
     assert crypto.decrypt(sk, first, AAD) == crypto.decrypt(sk, second, AAD) == "11010519491231002X"
 
@@ -82,9 +95,13 @@ def test_round_trip_is_byte_identical(app, plaintext):
 def test_tampered_truncated_or_moved_ciphertext_is_refused(app):
     owner, other = crypto.new_subject_key(), crypto.new_subject_key()
     token = crypto.encrypt(owner, "服务太差***", AAD)
-    raw_len = len(base64.urlsafe_b64decode(token[3:]))
+    prefix = prefix_of(token)
+    raw_len = len(base64.urlsafe_b64decode(token[len(prefix):]))
     bad = [flip(token, i) for i in (0, 11, 12, raw_len - 17, raw_len - 1)]  # nonce, body, tag
-    bad += [token[:-1], token[:-4], token[:10], "v1:", "v1:!!!!", "v2:" + token[3:], "", "服务太差***"]
+    bad += [token[:-1], token[:-4], token[:10], prefix, prefix + "!!!!", "v2:" + token[len(prefix):],
+            "", "服务太差***"]
+    other_prefix = "sm1:" if prefix == "v1:" else "v1:"  # the same bytes read as the other cipher
+    bad.append(other_prefix + token[len(prefix):])
     for candidate in bad:
         with pytest.raises(DecryptionError):
             crypto.decrypt(owner, candidate, AAD)
@@ -191,7 +208,7 @@ def test_malformed_key_file_is_refused(app, damage):
     assert "\n" not in str(info.value)
 
 
-def test_four_distinct_keys(app, tmp_path):
+def test_four_distinct_keys(app, tmp_path, crypto_suite):
     secret_path = tmp_path / "secret.key"
     crypto.generate_secret_key_file(secret_path)
     assert os.stat(secret_path).st_mode & 0o777 == 0o600
@@ -205,14 +222,15 @@ def test_four_distinct_keys(app, tmp_path):
     audit = base64.b64decode(doc["audit"])
     assert crypto.keyring().audit_key == audit
     assert len({kek, index, audit, secret}) == 4
-    assert all(len(k) == 32 for k in (kek, index, audit))
+    assert len(kek) == {"aes": 32, "sm": 16}[crypto_suite]  # AES-256 or SM4 key-encryption key
+    assert all(len(k) == 32 for k in (index, audit))
     assert secret.hex() not in Path(key_file(app)).read_text()
 
 
 # --- blind indexes (CR-01, CR-05) --------------------------------------------------------------
 
 
-def test_blind_index_is_keyed_truncated_and_prefixed(app):
+def test_blind_index_is_keyed_truncated_and_prefixed(app, crypto_suite):
     value, domain = "+8613800138000", "customers.phone"
     digest = crypto.blind_index(domain, value)
     key_id, hexpart = digest.split(":")
@@ -220,11 +238,20 @@ def test_blind_index_is_keyed_truncated_and_prefixed(app):
     assert hexpart not in (hashlib.sha256(value.encode()).hexdigest()[:16],
                            hashlib.sha256(f"{domain}\x00{value}".encode()).hexdigest()[:16])
     index_key = base64.b64decode(file_doc(key_file(app))["index"]["keys"]["1"])
-    expected = hmac.new(index_key, f"{domain}\x00{value}".encode(), hashlib.sha256).hexdigest()[:16]
+    expected = hmac_hex(crypto_suite, index_key, f"{domain}\x00{value}".encode())[:16]
     assert hexpart == expected
     assert crypto.blind_index(domain, value) == digest  # deterministic: searchable
     assert crypto.blind_index("customers.id_number", value) != digest  # domains separated
     assert crypto.blind_index_candidates(domain, value) == [digest]
+
+
+def hmac_hex(suite, key, message):
+    """HMAC-SHA256 or HMAC-SM3, computed here independently of core.crypto."""
+    if suite == "aes":
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+    mac = HMAC(key, hashes.SM3())
+    mac.update(message)
+    return mac.finalize().hex()
 
 
 # --- rotation (CR-04) --------------------------------------------------------------------------
@@ -385,3 +412,145 @@ def test_file_encryption_round_trips_and_detects_tampering(app):
                 crypto.decrypt_bytes(key, bad, "archives_attachment|content|x")
         with pytest.raises(crypto.DecryptionError):
             crypto.decrypt_bytes(key, blob, "archives_attachment|content|y")
+
+
+# --- cipher suites: AES-256-GCM / HMAC-SHA256 and 国密 SM4-GCM / HMAC-SM3 ---------------------------
+
+
+def test_suite_is_recorded_with_the_keys_and_exposed(app, crypto_suite):
+    doc = file_doc(key_file(app))
+    assert doc["version"] == 2 and doc["suite"] == crypto_suite
+    assert doc["kek"]["suites"] == {"1": crypto_suite} and doc["index"]["suites"] == {"1": crypto_suite}
+    assert doc["audit_mac"] == [{"since": 1, "suite": crypto_suite}]
+    suite = crypto.suite()
+    assert suite.name == crypto_suite
+    assert suite.label == {"aes": "AES-256-GCM + HMAC-SHA256", "sm": "国密 SM4-GCM + HMAC-SM3"}[crypto_suite]
+    key = crypto.new_subject_key()
+    blob = crypto.encrypt_bytes(key, b"scan", "archives_attachment|content|x")
+    assert blob.startswith({"aes": b"kehu1", "sm": b"kesm1"}[crypto_suite])
+
+
+def test_sm4_gcm_is_really_sm4_under_a_key_derived_with_sm3(app, crypto_suite):
+    """Decrypt what core wrote with an independent SM4-GCM (or AES-GCM) implementation call."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    sk = crypto.new_subject_key()
+    token = crypto.encrypt(sk, "13800138000", AAD)
+    raw = base64.urlsafe_b64decode(token[len(prefix_of(token)):])
+    nonce, body, tag = raw[:12], raw[12:-16], raw[-16:]
+    if crypto_suite == "aes":
+        plain = AESGCM(sk._dek).decrypt(nonce, body + tag, AAD.encode())
+    else:
+        key = bytes.fromhex(hmac_hex("sm", sk._dek, b"kehu-sm4-gcm"))[:16]
+        decryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
+        decryptor.authenticate_additional_data(AAD.encode())
+        plain = decryptor.update(body) + decryptor.finalize()
+    assert plain == b"13800138000"
+    # the wrapped data key, too, is under the suite's cipher with the KEK of the key file
+    kek = base64.b64decode(file_doc(key_file(app))["kek"]["keys"]["1"])
+    wrapped = sk.wrapped
+    if crypto_suite == "aes":
+        dek = AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], b"kehu-dek|1")
+    else:
+        decryptor = Cipher(algorithms.SM4(kek), modes.GCM(wrapped[:12], wrapped[-16:])).decryptor()
+        decryptor.authenticate_additional_data(b"kehu-dek|1")
+        dek = decryptor.update(wrapped[12:-16]) + decryptor.finalize()
+    assert dek == sk._dek
+
+
+def test_version_1_key_file_still_loads_and_is_aes(tmp_path):
+    path = tmp_path / "old.key"
+    keys = [base64.b64encode(os.urandom(32)).decode() for _ in range(3)]
+    path.write_text(json.dumps({"format": "kehu-keyring", "version": 1,
+                                "kek": {"primary": 1, "keys": {"1": keys[0]}},
+                                "index": {"primary": 1, "keys": {"1": keys[1]}}, "audit": keys[2]}))
+    os.chmod(path, 0o600)
+    ring = Keyring.load(path)
+    assert ring.suite == "aes" and ring.audit_macs == [(1, "aes")] and ring.kek_ids == ["1"]
+    _, wrapped = ring.wrap(b"k" * 32)
+    assert ring.unwrap("1", wrapped) == b"k" * 32
+    ring.save()  # written back in the current format, same keys
+    doc = file_doc(path)
+    assert doc["version"] == 2 and doc["suite"] == "aes" and doc["kek"]["keys"] == {"1": keys[0]}
+    assert Keyring.load(path).unwrap("1", wrapped) == b"k" * 32
+
+
+@pytest.mark.parametrize("damage", [
+    lambda doc: json.dumps({**doc, "suite": "des"}),
+    lambda doc: json.dumps({**doc, "kek": {**doc["kek"], "suites": {"1": "rot13"}}}),
+    lambda doc: json.dumps({**doc, "audit_mac": [{"since": 5, "suite": "aes"}]}),
+    lambda doc: json.dumps({**doc, "audit_mac": "aes"}),
+    # the suite of the file is not the suite of its primary keys
+    lambda doc: json.dumps({**doc, "suite": "sm" if doc["suite"] == "aes" else "aes"}),
+])
+def test_key_file_with_a_bad_suite_is_refused(app, damage):
+    path = key_file(app)
+    Path(path).write_text(damage(file_doc(path)))
+    with pytest.raises(KeyringError) as info:
+        Keyring.load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_suite_is_refused_with_one_line(tmp_path):
+    with pytest.raises(KeyringError, match="unknown cipher suite 'des'"):
+        Keyring.generate(tmp_path / "master.key", suite="des")
+    assert not (tmp_path / "master.key").exists()
+
+
+def test_rotation_to_the_other_suite_keeps_everything_readable(app, tmp_path, crypto_suite):
+    other = "sm" if crypto_suite == "aes" else "aes"
+    rows = seed()
+    old_copy = tmp_path / "old-master.key"
+    shutil.copy2(key_file(app), old_copy)
+
+    counts = crypto.rotate([reindexer(rows)], suite=other)
+
+    assert counts["suite"] == other and counts["subject_keys"] == 3 and counts["kek_id"] == "2"
+    assert crypto.suite().name == other
+    doc = file_doc(key_file(app))
+    assert doc["suite"] == other and doc["kek"]["suites"] == {"2": other}
+    assert len(base64.b64decode(doc["kek"]["keys"]["2"])) == {"aes": 32, "sm": 16}[other]
+    assert doc["audit_mac"][-1]["suite"] == other
+    assert_all_readable(rows)  # values written under the old suite: same data key, old cipher
+    index_key = base64.b64decode(doc["index"]["keys"]["2"])
+    for row in rows.values():  # indexes recomputed with the new suite's HMAC
+        expected = hmac_hex(other, index_key, f"customers.phone\x00{row['phone']}".encode())[:16]
+        assert row["bidx"] == f"2:{expected}"
+    sk = db.session.get(SubjectKey, next(iter(rows)))
+    fresh = crypto.encrypt(sk, "x", AAD)
+    assert fresh.startswith({"aes": "v1:", "sm": "sm1:"}[other]) and crypto.decrypt(sk, fresh, AAD) == "x"
+    old_ring = Keyring.load(old_copy)
+    with pytest.raises(DecryptionError):  # the old key file opens nothing any more
+        old_ring.unwrap(sk.kek_id, sk.wrapped)
+
+
+def test_an_unfinished_rotation_must_finish_in_its_own_suite(app, crypto_suite):
+    other = "sm" if crypto_suite == "aes" else "aes"
+    rows = seed(1)
+
+    def crash():
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        crypto.rotate([crash], suite=other)
+    with pytest.raises(KeyringError, match=f"--crypto {other}"):
+        crypto.rotate([reindexer(rows)], suite=crypto_suite)
+    counts = crypto.rotate([reindexer(rows)])  # resumes towards the suite it started with
+    assert counts["resumed"] is True and counts["suite"] == other
+    assert_all_readable(rows)
+
+
+def test_audit_mac_switch_is_recorded_by_entry_id(app, crypto_suite):
+    other = "sm" if crypto_suite == "aes" else "aes"
+    ring = crypto.keyring()
+    ring.switch_audit_mac(other, 1)  # nothing signed yet: the new MAC from the first entry
+    assert ring.audit_macs == [(1, other)]
+    ring.switch_audit_mac(crypto_suite, 8)
+    ring.switch_audit_mac(other, 20)
+    assert ring.audit_macs == [(1, other), (8, crypto_suite), (20, other)]
+    assert [ring.audit_suite(i) for i in (1, 7, 8, 19, 20, 500)] == [other, other, crypto_suite,
+                                                                     crypto_suite, other, other]
+    ring.switch_audit_mac(crypto_suite, 20)  # switched back before entry 20 was written
+    assert ring.audit_macs == [(1, other), (8, crypto_suite)]
+    ring.save()
+    assert Keyring.load(key_file(app)).audit_macs == [(1, other), (8, crypto_suite)]
