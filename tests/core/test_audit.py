@@ -11,10 +11,17 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
-from core import audit
+from core import audit, crypto
 from core.audit import MAX_DETAIL, AuditEntry
 from core.db import db
 from tests.conftest import PG_URL
+
+
+@pytest.fixture(params=sorted(crypto.SUITES))
+def crypto_suite(request):
+    """The audit chain under both cipher suites (HMAC-SHA256 and HMAC-SM3)."""
+    return request.param
+
 
 COLUMNS = ("at", "actor_id", "actor", "role", "department_id", "action", "result", "target_type",
            "target_id", "details", "address", "request_id", "prev_hash", "hash")
@@ -113,6 +120,52 @@ def test_the_chain_verifies(app, runner, trail):
         first = db.session.get(AuditEntry, 1)
         assert first.prev_hash == audit.GENESIS
         assert db.session.get(AuditEntry, 2).prev_hash == first.hash
+
+
+def entry_mac(suite, key, entry):
+    """The entry's MAC computed here, independently: HMAC-SHA256 or HMAC-SM3 under the audit key."""
+    import hmac as std_hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.hmac import HMAC
+    message = (entry.prev_hash + "\n" + entry.canonical()).encode()
+    if suite == "aes":
+        return std_hmac.new(key, message, hashlib.sha256).hexdigest()
+    mac = HMAC(key, hashes.SM3())
+    mac.update(message)
+    return mac.finalize().hex()
+
+
+def test_each_entry_is_signed_with_the_suites_mac(app, trail, crypto_suite):
+    with app.app_context():
+        key = crypto.keyring().audit_key
+        for entry in db.session.scalars(select(AuditEntry)):
+            assert entry.hash == entry_mac(crypto_suite, key, entry)
+
+
+def test_the_chain_stays_verifiable_across_a_change_of_suite(app, runner, trail, raw, crypto_suite):
+    other = "sm" if crypto_suite == "aes" else "aes"
+    result = runner("keys", "rotate", "--crypto", other)
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        audit.record("test.filler", note="after")
+        db.session.commit()
+        ring = crypto.keyring()
+        assert ring.audit_macs == [(1, crypto_suite), (trail + 1, other)]
+        entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        assert entries[trail].action == "core.keys.rotated"  # the first entry under the new MAC
+        assert entries[trail].details_dict["suite"] == other
+        for entry in entries:
+            assert entry.hash == entry_mac(crypto_suite if entry.id <= trail else other, ring.audit_key, entry)
+        last = entries[-1].id
+    result = runner("audit", "verify")
+    assert result.exit_code == 0, result.output
+    assert f"audit chain intact: {last} entries" in result.output
+    # tampering on either side of the switch is still found
+    raw.run(("UPDATE core_audit_entry SET details = ? WHERE id = ?", ('{"note":"y"}', trail + 2)))
+    broken_at(runner, trail + 2, "was altered")
+    raw.run(("UPDATE core_audit_entry SET details = ? WHERE id = ?", ('{"code":"T9"}', 3)))
+    broken_at(runner, 3, "was altered")
 
 
 def test_an_edited_field_is_found(runner, trail, raw):

@@ -12,6 +12,7 @@ import pytest
 
 from core import crypto
 from core.db import db
+from tests.conftest import both_suites
 
 MIB = 1024 * 1024
 
@@ -41,6 +42,7 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
 
 
+@both_suites
 def test_pdf_upload_is_encrypted_at_rest_and_downloads_intact(arch, app):
     cid = arch.customer()
     doc_id, _ = arch.document(cid)
@@ -188,6 +190,7 @@ def test_download_is_refused_outside_the_remit(arch, app):
     assert anonymous.status_code in (302, 401)
 
 
+@both_suites
 def test_deleting_removes_the_file(arch, app):
     cid = arch.customer()
     doc_id, _ = arch.document(cid)
@@ -203,6 +206,7 @@ def test_deleting_removes_the_file(arch, app):
     assert "archives.attachment.deleted" in arch.audit_actions()
 
 
+@both_suites
 def test_destroying_the_customers_data_key_makes_attachments_unreadable(arch, app):
     from modules.customers import Customer
     cid = arch.customer()

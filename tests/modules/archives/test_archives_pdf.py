@@ -13,6 +13,7 @@ from pypdf import PdfReader
 from pypdf.generic import StreamObject
 
 from core.db import db
+from tests.conftest import both_suites
 
 pytestmark = pytest.mark.pdf
 
@@ -90,6 +91,7 @@ def customer_with_archive(arch, app):
     return cid
 
 
+@both_suites
 def test_archive_form_pdf(arch, app, customer_with_archive, tmp_path):
     cid = customer_with_archive
     client = arch.client("sales1")

@@ -19,6 +19,7 @@ from core.db import db
 from core.models import User
 from modules.customers import quality, services
 from modules.customers.models import Consent, Contact, Customer, Share, Transaction
+from tests.conftest import both_suites
 
 ID_1 = "11010519491231002X"  # the example of GB 11643 (female, born 1949-12-31)
 ID_2 = "110101199003074477"
@@ -118,6 +119,7 @@ def test_new_offers_a_choice_of_kind(signed_in):
     assert "个人" in html and "企业" in html
 
 
+@both_suites
 def test_create_person_through_the_form(app, signed_in):
     client = signed_in("sales1")
     form = client.get("/customers/new?kind=person").get_data(as_text=True)
@@ -250,6 +252,7 @@ def test_search_by_phone_in_any_format(signed_in, searchable, q):
     assert found(signed_in("sales1"), q) == {searchable["person"]}
 
 
+@both_suites
 def test_search_by_id_number_exact_name_number_and_company_substring(app, signed_in, searchable):
     client = signed_in("sales1")
     assert found(client, ID_1.lower()) == {searchable["person"]}
@@ -277,6 +280,7 @@ def test_search_is_audited_without_the_query(app, signed_in, searchable):
         assert ID_1 not in entry.details
 
 
+@both_suites
 def test_search_finds_an_organisation_by_its_contact(app, signed_in, make_customer):
     org = make_customer("sales1", "org")
     with app.app_context():
@@ -445,6 +449,7 @@ def test_a_contact_of_another_customer_answers_404(app, signed_in, make_customer
 
 # --- edit and optimistic locking ------------------------------------------------------------------
 
+@both_suites
 def test_edit_form_carries_the_version_and_saves(app, signed_in, make_customer):
     customer_id = make_customer("sales1", phone=PHONE)
     client = signed_in("sales1")
@@ -550,6 +555,7 @@ def test_reveal_l2_without_permission_is_403_and_audited(app, signed_in, make_cu
         assert denied.details_dict["permission"] == "customers.reveal_l2"
 
 
+@both_suites
 def test_reveal_l2_with_permission_shows_the_value_once_and_audits_the_field_not_the_value(
         app, signed_in, make_customer):
     customer_id = make_customer("sales1", id_number=ID_1)
@@ -566,6 +572,7 @@ def test_reveal_l2_with_permission_shows_the_value_once_and_audits_the_field_not
         assert ID_1 not in entry.details and "002X" not in entry.details
 
 
+@both_suites
 def test_reveal_l3_needs_a_reason(app, signed_in, make_customer):
     customer_id = make_customer("sales1", home_address="北京市朝阳区建国路1号")
     client = signed_in("head1")

@@ -16,6 +16,7 @@ from core.models import RoleGrant, User
 from modules.customers import io as cio
 from modules.customers import services
 from modules.customers.models import Customer
+from tests.conftest import both_suites
 
 ID_1 = "11010519491231002X"  # the example of GB 11643
 ID_2 = "110101199003074477"
@@ -81,6 +82,7 @@ ROWS = [
 
 # --- import -----------------------------------------------------------------------------------
 
+@both_suites
 @pytest.mark.parametrize("bom", [True, False])
 def test_import_csv_with_and_without_bom(app, people, bom):
     with app.app_context():
@@ -260,6 +262,7 @@ def test_xlsx_export_writes_every_cell_as_a_string(app, exported):
     assert person["身份证号"].value == "110105********002X"
 
 
+@both_suites
 def test_export_reveals_only_with_the_permissions_and_audits_it(app, people):
     with app.app_context():
         make_customer("sales1", name="张三", phone="13800138000", id_number=ID_1, home_address="北京市朝阳区示例路1号")

@@ -2,6 +2,7 @@
 everyone else gets 404 (audited). The reporter comments but cannot edit or handle."""
 from sqlalchemy import select
 
+from core import crypto
 from core.audit import AuditEntry
 from core.db import db
 
@@ -51,7 +52,7 @@ def test_description_is_encrypted_at_rest_and_markup_is_inert(inc):
     with inc.app.app_context():
         raw = db.session.execute(db.text("SELECT title_ct, description_ct FROM incidents_incident WHERE id = :i"),
                                  {"i": incident_id}).one()
-        assert "秘密描述" not in raw.description_ct and raw.description_ct.startswith("v1:")
+        assert "秘密描述" not in raw.description_ct and raw.description_ct.startswith(crypto.suite().prefix)
         assert "标题" not in raw.title_ct
         entries = db.session.scalars(select(AuditEntry.details).where(AuditEntry.action == "incidents.incident.reported")).all()
         assert entries and all("秘密描述" not in d for d in entries)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from sqlalchemy import LargeBinary, MetaData, String, Text, select
 
+from core import crypto
 from core.db import db
 from tests.conftest import PG_URL
 
@@ -47,7 +48,7 @@ def test_notes_never_in_plaintext_at_rest_nor_in_the_audit_trail(vw):
     with vw.app.app_context():
         from modules.visits.models import Visit
         stored = db.session.get(Visit, visit_id).notes_ct
-        assert stored.startswith("v1:") and CANARY not in stored
+        assert stored.startswith(crypto.suite().prefix) and CANARY not in stored
     edited = client.post(f"/visits/{visit_id}/edit", data={
         "visited_on": vw.today().isoformat(), "channel": "phone", "purpose": "回访", "notes": CANARY + "（补充）",
         "version": "1"})
