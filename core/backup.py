@@ -62,7 +62,21 @@ def _sha256(path) -> str:
 def _manifest_mac(manifest) -> str:
     from core import crypto
     body = json.dumps({k: v for k, v in manifest.items() if k != "mac"}, sort_keys=True, separators=(",", ":"))
-    return hmac.new(crypto.keyring().audit_key, ("backup|" + body).encode(), hashlib.sha256).hexdigest()
+    # HMAC-SHA256, or HMAC-SM3 for an archive made under the national suite (older ones name none)
+    return crypto.audit_key_mac(("backup|" + body).encode(), _manifest_suite(manifest))
+
+
+def _manifest_suite(manifest):
+    from core import crypto
+    name = manifest.get("suite", "aes")
+    if name not in crypto.SUITES:
+        raise BackupError(f"the archive names unknown cipher suite {name!r}")
+    return name
+
+
+def _key_check(suite_name):
+    from core import crypto
+    return crypto.audit_key_mac(b"kehu-backup-key-check", suite_name)
 
 
 def _dialect():
@@ -166,7 +180,7 @@ def create(path, progress=None) -> dict:
         manifest = {
             "format": FORMAT, "version": VERSION, "created_at": utcnow().isoformat(timespec="seconds"),
             "instance": instance.name, "database": database, "files": files,
-            "key_check": hmac.new(_key_check_key(), b"kehu-backup-key-check", hashlib.sha256).hexdigest(),
+            "suite": _suite_name(), "key_check": _key_check(_suite_name()),
         }
         manifest["mac"] = _manifest_mac(manifest)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
@@ -194,9 +208,9 @@ def create(path, progress=None) -> dict:
     return manifest
 
 
-def _key_check_key() -> bytes:
+def _suite_name() -> str:
     from core import crypto
-    return crypto.keyring().audit_key
+    return crypto.suite().name
 
 
 def member_count() -> int:
@@ -293,7 +307,7 @@ def _check_manifest(manifest):
     if manifest.get("version") != VERSION:
         raise BackupError(f"the archive has backup format version {manifest.get('version')!r}, "
                           f"this kehu reads version {VERSION}")
-    check = hmac.new(_key_check_key(), b"kehu-backup-key-check", hashlib.sha256).hexdigest()
+    check = _key_check(_manifest_suite(manifest))
     if not hmac.compare_digest(str(manifest.get("key_check", "")), check):
         raise BackupError("the archive was made under another master key: restore that key file first "
                           "(see README, backing up the master key)")

@@ -655,6 +655,13 @@ def audit_mac(prev_hash: str, canonical: str) -> str:
     return _hmac(suite_name, ring.audit_key, (prev_hash + "\n" + canonical).encode()).hex()
 
 
+def audit_key_mac(message: bytes, suite_name=None) -> str:
+    """HMAC (SHA-256 or SM3: ``suite_name``, by default the instance's) of ``message`` under the
+    audit key, for what is kept outside the database (backup manifests)."""
+    ring = keyring()
+    return _hmac(check_suite(suite_name or ring.suite).name, ring.audit_key, message).hex()
+
+
 def checkpoint_mac(entry_id: int, entry_hash: str) -> str:
     """The MAC of the audit checkpoint naming entry ``entry_id`` (the same suite as that entry)."""
     ring = keyring()

@@ -22,7 +22,7 @@ from core import audit, crypto, ledger, services
 from core.app import create_app
 from core.db import db
 from core.models import Department
-from tests.conftest import PG_URL, _reset_postgres, make_config
+from tests.conftest import PG_URL, _reset_postgres, both_suites, make_config
 
 NAME, PHONE, ID_NUMBER = "欧阳备份", "13912345678", "11010519491231002X"
 
@@ -104,6 +104,7 @@ def find_by_phone(phone):
     return db.session.scalars(select(Customer).where(Customer.phone_bidx.in_(digests))).all()
 
 
+@both_suites
 def test_backup_and_restore_round_trip(app, customer, fresh, tmp_path):
     blob = put_upload(app, "archives/1/a.bin", b"kehu1-encrypted-bytes")
     target_file = tmp_path / "kehu-backup.tar.gz"
@@ -177,6 +178,43 @@ def corrupt_variants(good: Path, folder: Path):
     not_gzip.write_bytes(gzip.decompress(data)[:4096])
     return {truncated: "truncated", flipped: "", tampered: "checksum", forged: "altered",
             not_gzip: "kehu backup"}
+
+
+@both_suites
+def test_the_manifest_is_keyed_with_the_suites_mac_and_older_archives_still_pass(app, customer, tmp_path,
+                                                                                 crypto_suite):
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.hmac import HMAC
+
+    from core import backup
+    target_file = tmp_path / "kehu-backup.tar.gz"
+    assert invoke(app, "backup", "-q", str(target_file)).exit_code == 0
+    manifest = json.loads(archive_members(target_file)["manifest.json"])
+    assert manifest["suite"] == crypto_suite
+    with app.app_context():
+        key = crypto.keyring().audit_key
+        if crypto_suite == "aes":
+            expected = hmac.new(key, b"kehu-backup-key-check", hashlib.sha256).hexdigest()
+        else:
+            mac = HMAC(key, hashes.SM3())
+            mac.update(b"kehu-backup-key-check")
+            expected = mac.finalize().hex()
+        assert manifest["key_check"] == expected
+        backup._check_manifest(manifest)
+        # an archive written before the suites existed names none: HMAC-SHA256, still accepted
+        older = {k: v for k, v in manifest.items() if k not in ("suite", "mac")}
+        older["key_check"] = hmac.new(key, b"kehu-backup-key-check", hashlib.sha256).hexdigest()
+        older["mac"] = hmac.new(key, ("backup|" + json.dumps(
+            {k: v for k, v in older.items() if k != "mac"}, sort_keys=True, separators=(",", ":"))).encode(),
+            hashlib.sha256).hexdigest()
+        backup._check_manifest(older)
+        other = "sm" if crypto_suite == "aes" else "aes"
+        with pytest.raises(backup.BackupError, match="altered"):  # the suite named is signed too
+            backup._check_manifest({**manifest, "suite": other,
+                                    "key_check": crypto.audit_key_mac(b"kehu-backup-key-check", other)})
 
 
 def test_corrupted_archive_is_refused_and_the_target_left_untouched(app, customer, fresh, tmp_path):
