@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -94,6 +95,7 @@ def check_suite(name) -> Suite:
     return found
 
 
+@functools.cache
 def _sm_available() -> bool:
     try:
         _seal("sm", bytes(16), bytes(NONCE_BYTES), b"", b"")

@@ -217,6 +217,35 @@ def test_the_manifest_is_keyed_with_the_suites_mac_and_older_archives_still_pass
                                     "key_check": crypto.audit_key_mac(b"kehu-backup-key-check", other)})
 
 
+@both_suites
+def test_ledger_lines_are_keyed_with_the_suites_mac_and_older_lines_still_read(app, tmp_path, crypto_suite):
+    import hashlib
+    import hmac
+    target = tmp_path / "destruction.ledger"
+    with app.app_context():
+        ledger._append([{"event": "destroyed", "key_id": 7, "ref": "t:1", "at": "2026-01-01T00:00:00+00:00"}],
+                       target)
+        [line] = ledger.read(target)
+        assert line["suite"] == crypto_suite and line["mac"] == crypto.audit_key_mac(
+            ("ledger|" + json.dumps({k: v for k, v in line.items() if k != "mac"}, sort_keys=True,
+                                    separators=(",", ":"))).encode(), crypto_suite)
+        older = {"event": "destroyed", "key_id": 8, "ref": "t:2", "at": "2026-01-02T00:00:00+00:00"}
+        body = json.dumps(older, sort_keys=True, separators=(",", ":"))
+        older["mac"] = hmac.new(crypto.keyring().audit_key, ("ledger|" + body).encode(), hashlib.sha256).hexdigest()
+        with target.open("a") as out:  # a line of a kehu before the suites: none named, HMAC-SHA256
+            out.write(json.dumps(older) + "\n")
+        assert [d["key_id"] for d in ledger.read(target)] == [7, 8]
+        claimed = {"event": "destroyed", "key_id": 9, "ref": "t:3", "at": "2026-01-03T00:00:00+00:00",
+                   "suite": "sm"}
+        body = json.dumps(claimed, sort_keys=True, separators=(",", ":"))
+        claimed["mac"] = hmac.new(crypto.keyring().audit_key, ("ledger|" + body).encode(),
+                                  hashlib.sha256).hexdigest()
+        with target.open("a") as out:  # an HMAC-SHA256 on a line that names the national suite fails
+            out.write(json.dumps(claimed) + "\n")
+        with pytest.raises(ledger.LedgerError, match="line 3"):
+            ledger.read(target)
+
+
 def test_corrupted_archive_is_refused_and_the_target_left_untouched(app, customer, fresh, tmp_path):
     put_upload(app, "archives/1/a.bin", b"kehu1-x" * 1000)
     good = tmp_path / "good.tar.gz"
@@ -245,6 +274,7 @@ def test_restore_refuses_another_master_key(app, customer, fresh, tmp_path):
     one_line_error(invoke(target, "restore", "-q", str(good)), "another master key")
 
 
+@both_suites
 def test_a_customer_destroyed_after_the_backup_stays_destroyed_after_restore(app, customer, fresh, tmp_path):
     from modules.customers import Customer
     old = tmp_path / "before.tar.gz"
