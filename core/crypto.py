@@ -781,20 +781,22 @@ def encrypted_fields():
 
 def reencrypt_fields(batch=500) -> dict:
     """Re-encrypt, in the caller's transaction, every ``Encrypted`` value not under the instance's
-    suite (the blind indexes are the reindex hooks' business). Values whose data key was destroyed
-    stay as they are (unreadable anyway). Returns counts per table."""
+    suite (the blind indexes are the reindex hooks' business). The rows are updated in SQL, so
+    their versions stay and open edit forms remain valid. Values whose data key was destroyed
+    stay as they are (unreadable anyway). Returns counts of values per table."""
     current = SUITES[keyring().suite]
     others = [s.prefix for s in SUITES.values() if s.name != current.name]
     tables = set(inspect(db.session.connection()).get_table_names())
     counts = {}
+    db.session.flush()
     for model, fields in encrypted_fields():
         if model.__tablename__ not in tables:
             continue  # a module that is not installed
-        columns = [getattr(model, field.ct) for field in fields]
-        stale = or_(*(column.like(prefix + "%") for column in columns for prefix in others))
         mapper = inspect(model)
         pk = mapper.primary_key[0]
         pk_attr = mapper.get_property_by_column(pk).key
+        columns = {field.ct: mapper.attrs[field.ct].columns[0] for field in fields}
+        stale = or_(*(getattr(model, name).like(prefix + "%") for name in columns for prefix in others))
         last, moved, unreadable = None, 0, 0
         while True:
             stmt = select(model).where(stale).order_by(pk).limit(batch)
@@ -804,6 +806,7 @@ def reencrypt_fields(batch=500) -> dict:
             if not rows:
                 break
             for row in rows:
+                values = {}
                 for field in fields:
                     token = getattr(row, field.ct)
                     if token is None or token.startswith(current.prefix):
@@ -814,9 +817,11 @@ def reencrypt_fields(batch=500) -> dict:
                     except DecryptionError:
                         unreadable += 1
                         continue
-                    setattr(row, field.ct, encrypt(key, plaintext, field.aad(row)))
-                    moved += 1
-            db.session.flush()
+                    values[columns[field.ct].name] = encrypt(key, plaintext, field.aad(row))
+                if values:
+                    db.session.execute(model.__table__.update().where(pk == getattr(row, pk_attr))
+                                       .values(**values))
+                    moved += len(values)
             last = getattr(rows[-1], pk_attr)
             for row in rows:
                 db.session.expunge(row)
@@ -824,6 +829,7 @@ def reencrypt_fields(batch=500) -> dict:
             counts[f"{model.__tablename__}_reencrypted"] = moved
         if unreadable:
             counts[f"{model.__tablename__}_unreadable"] = unreadable
+    db.session.expire_all()  # rows loaded on the way (a contact's customer) hold the old values
     return counts
 
 
