@@ -15,7 +15,11 @@ audit            audit.record(action, target=..., **details), audit.count(action
                  AuditTarget (what the core.audit_targets hook returns),
                  audit.entries(actor=, actions=, since=, until=, limit=) -> [audit.Entry]
 hooks            hooks.call(name, *args, department_id=...), hooks.contributions(name, ...),
-                 WorkItem (what the core.work_items hook returns)
+                 WorkItem (what the core.work_items hook returns), Finding (core.selfcheck),
+                 run_selfcheck() -> [Finding] (core's checks and every installed module's)
+audit feed       audit_feed.head_id(), audit_feed.after(last_id, limit) and audit_feed.window(actions=,
+                 since=, until=, actor_id=, actor_name=, target_type=, target_id=): the trail oldest
+                 first, for rules run from the core.audit_appended hook
 PDF              pdf.render(template, **context), pdf.response(template, filename=..., action=...,
                  target=..., fallback=..., **context), PdfError
 validation       validation.* (身份证, 统一社会信用代码, phone, e-mail, masks, form field filters),
@@ -69,12 +73,15 @@ _EXPORTS = {
     "AuditTarget": ("core.audit", None), "WorkItem": ("core.hooks", None),
     "bar_chart": ("core.charts", None), "write_private_file": ("core.files", None),
     "remove_files": ("core.files", None), "company_timezone": ("core.i18n", None),
+    # security self-check (hook core.selfcheck)
+    "Finding": ("core.selfcheck", None), "run_selfcheck": ("core.selfcheck", "run"),
 }
 
 # Namespaces: a module calls ``audit.record(...)``, ``crypto.encrypt(...)``, ``pdf.render(...)``.
 _NAMESPACES = {
     "audit": ("core.audit", ("record", "count", "entries", "Entry")),
     "hooks": ("core.hooks", ("call", "contributions")),
+    "audit_feed": ("core.watch", ("head_id", "after", "window")),
     "pdf": ("core.pdf", ("render", "response", "PdfError")),
     "crypto": ("core.crypto", (
         "encrypt", "decrypt", "encrypt_bytes", "decrypt_bytes", "blind_index",
