@@ -67,6 +67,14 @@ def granted_permissions(user):
     return cache[user.id]
 
 
+def role_permissions(role):
+    """What the role is granted (installed modules only), whether or not a module withholds some of
+    it from a user for now: for reviews of who holds which right."""
+    installed = installed_modules()
+    names = db.session.execute(select(RoleGrant.permission).where(RoleGrant.role == role)).scalars()
+    return frozenset(n for n in names if n.split(".", 1)[0] in installed and grantable(role, n))
+
+
 def _withheld(user):
     """What the modules usable by the user withhold now (hook core.withheld_permissions): e.g.
     reveal rights while the user's security training is overdue."""

@@ -10,7 +10,7 @@ module contract  Manifest, Permission, MenuItem, AuditAction, HookSpec, lazy_exp
 data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
-                 safe_local_url, is_enabled
+                 safe_local_url, is_enabled, role_permissions(role) (granted, before any withholding)
 audit            audit.record(action, target=..., **details), audit.count(action, actor=, since=),
                  AuditTarget (what the core.audit_targets hook returns),
                  audit.entries(actor=, actions=, since=, until=, limit=) -> [audit.Entry]
@@ -57,7 +57,7 @@ _EXPORTS = {
     "signed_in": ("core.access", None), "can": ("core.access", None),
     "scoped": ("core.access", None), "get_or_404": ("core.access", None),
     "deny": ("core.access", None), "deny_row": ("core.access", None),
-    "ownership_rule": ("core.access", None),
+    "ownership_rule": ("core.access", None), "role_permissions": ("core.access", None),
     "safe_local_url": ("core.access", None), "is_enabled": ("core.enablement", None),
     # PDF, validation, services
     "pick": ("core.i18n", None), "to_local": ("core.i18n", None), "local_now": ("core.i18n", None),

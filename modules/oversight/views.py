@@ -26,6 +26,11 @@ def oversight_rule(rule):
     return pick(alert_service.RULE_LABELS.get(rule, {"zh_CN": rule, "en": rule}))
 
 
+@bp.app_template_global("oversight_status")
+def oversight_status(status):
+    return pick(ALERT_STATUSES.get(status, {"zh_CN": status, "en": status}))
+
+
 @bp.app_template_global("oversight_alert_text")
 def oversight_alert_text(alert):
     return alert_service.describe(alert)
