@@ -80,7 +80,7 @@ def _check_dormant():
         return Finding("core.dormant", title, OK, _("Every active account signed in within %(n)d days.", n=days))
     return Finding("core.dormant", title, FAIL,
                    _("%(count)d active accounts have not signed in for %(n)d days.", count=len(found), n=days),
-                   _("Deactivate the accounts of people who left or no longer need kehu (系统管理 → 用户)."),
+                   _("Deactivate the accounts of people who left or no longer need kehu (Users)."),
                    tuple(u.username for u, _seen in found))
 
 
@@ -108,7 +108,7 @@ def _check_grants():
         return Finding("core.grants", title, OK, _("Every role holds only its modules' default permissions."))
     return Finding("core.grants", title, WARNING,
                    _("%(count)d grants go beyond what the modules give the role by default.", count=len(found)),
-                   _("Check each extra grant on 角色权限: remove it, or keep a written reason why the role needs it."),
+                   _("Check each extra grant on Roles: remove it, or keep a written reason why the role needs it."),
                    tuple(f"{role}: {perm} ({', '.join(users)})" for role, perm, users in found))
 
 
@@ -186,7 +186,7 @@ def _check_modules():
         return Finding("core.modules", title, OK, _("Every installed module runs its installed version."))
     return Finding("core.modules", title, WARNING,
                    _("%(n)d modules wait for an upgrade or their code is missing.", n=len(waiting)),
-                   _("Upgrade them on 模块管理 (or `kehu modules upgrade NAME`); restore the code of missing ones."),
+                   _("Upgrade them on Modules (or `kehu modules upgrade NAME`); restore the code of missing ones."),
                    tuple(f"{name} ({s.label})" for name, s in waiting))
 
 

@@ -119,5 +119,5 @@ def selfcheck():
         return [Finding("lifecycle.requests", title, "ok", _("No data-subject request is past its deadline."))]
     return [Finding("lifecycle.requests", title, "fail",
                     _("%(n)d data-subject requests are past their deadline.", n=len(overdue)),
-                    _("Answer them on 数据生命周期 → 个人信息主体请求 now; PIPL gives 15 working days."),
+                    _("Answer them on Data lifecycle → Data-subject requests now; PIPL gives 15 working days."),
                     tuple(overdue))]

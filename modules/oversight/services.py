@@ -282,7 +282,7 @@ def selfcheck():
         findings.append(Finding("oversight.reviews", title, "fail",
                                 _("%(n)d users may reveal highly sensitive data without a current confidentiality review.",
                                   n=len(missing)),
-                                _("Record their review on 保密审查, or remove the reveal permission from their role."),
+                                _("Record their review on Confidentiality reviews, or remove the reveal permission from their role."),
                                 tuple(u.username for u in missing)))
     else:
         findings.append(Finding("oversight.reviews", title, "ok",
@@ -292,7 +292,7 @@ def selfcheck():
     if late:
         findings.append(Finding("oversight.training", title, "warning",
                                 _("%(n)d users are overdue with the policy acknowledgement or their training.", n=len(late)),
-                                _("Hold a training session and record who attended on 培训记录; remind those who have "
+                                _("Hold a training session and record who attended on Training records; remind those who have "
                                   "not acknowledged the policy."),
                                 tuple(s.user.username for s in late)))
     else:
@@ -302,7 +302,7 @@ def selfcheck():
     title = _("Anomaly alerts")
     if alerts:
         findings.append(Finding("oversight.alerts", title, "warning", _("%(n)d alerts are open.", n=alerts),
-                                _("Look into each alert on 异常告警: acknowledge it with a note or open an incident.")))
+                                _("Look into each alert on Anomaly alerts: acknowledge it with a note or open an incident.")))
     else:
         findings.append(Finding("oversight.alerts", title, "ok", _("No alert is open.")))
     return findings
