@@ -62,9 +62,27 @@ def granted_permissions(user):
     if user.id not in cache:
         installed = installed_modules()
         names = db.session.execute(select(RoleGrant.permission).where(RoleGrant.role == user.role)).scalars()
-        cache[user.id] = frozenset(n for n in names
-                                   if n.split(".", 1)[0] in installed and grantable(user.role, n))
+        held = frozenset(n for n in names if n.split(".", 1)[0] in installed and grantable(user.role, n))
+        cache[user.id] = held - _withheld(user) if held else held
     return cache[user.id]
+
+
+def role_permissions(role):
+    """What the role is granted (installed modules only), whether or not a module withholds some of
+    it from a user for now: for reviews of who holds which right."""
+    installed = installed_modules()
+    names = db.session.execute(select(RoleGrant.permission).where(RoleGrant.role == role)).scalars()
+    return frozenset(n for n in names if n.split(".", 1)[0] in installed and grantable(role, n))
+
+
+def _withheld(user):
+    """What the modules usable by the user withhold now (hook core.withheld_permissions): e.g.
+    reveal rights while the user's security training is overdue."""
+    from core import hooks
+    withheld = set()
+    for _module, func in hooks.for_user("core.withheld_permissions", user):
+        withheld |= set(func(user) or ())
+    return frozenset(withheld)
 
 
 def installed_modules():
@@ -279,9 +297,13 @@ def deny_row(model, ident):
     """Answer 404 for a row outside the remit (or missing: the same answer), with the attempt on
     record. Every module uses this rather than a bare abort(404)."""
     from core import audit
-    exists = db.session.get(model, ident) is not None
+    row = db.session.get(model, ident)
+    exists = row is not None
+    # the row's department, when it has one: the anomaly alerts tell probing of other departments
+    where = {"row_department": row.department_id} if getattr(row, "department_id", None) is not None else {}
     db.session.rollback()
     audit.record("core.access.row_denied", result="denied", target_type=model.__tablename__,
-                 target_id=ident, exists=exists, path=request.path[:200] if has_request_context() else "")
+                 target_id=ident, exists=exists, path=request.path[:200] if has_request_context() else "",
+                 **where)
     db.session.commit()
     abort(404)

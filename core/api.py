@@ -10,12 +10,16 @@ module contract  Manifest, Permission, MenuItem, AuditAction, HookSpec, lazy_exp
 data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
-                 safe_local_url, is_enabled
+                 safe_local_url, is_enabled, role_permissions(role) (granted, before any withholding)
 audit            audit.record(action, target=..., **details), audit.count(action, actor=, since=),
                  AuditTarget (what the core.audit_targets hook returns),
                  audit.entries(actor=, actions=, since=, until=, limit=) -> [audit.Entry]
 hooks            hooks.call(name, *args, department_id=...), hooks.contributions(name, ...),
-                 WorkItem (what the core.work_items hook returns)
+                 WorkItem (what the core.work_items hook returns), Finding (core.selfcheck),
+                 run_selfcheck() -> [Finding] (core's checks and every installed module's)
+audit feed       audit_feed.head_id(), audit_feed.after(last_id, limit) and audit_feed.window(actions=,
+                 since=, until=, actor_id=, actor_name=, target_type=, target_id=): the trail oldest
+                 first, for rules run from the core.audit_appended hook
 PDF              pdf.render(template, **context), pdf.response(template, filename=..., action=...,
                  target=..., fallback=..., **context), PdfError
 validation       validation.* (身份证, 统一社会信用代码, phone, e-mail, masks, form field filters),
@@ -53,7 +57,7 @@ _EXPORTS = {
     "signed_in": ("core.access", None), "can": ("core.access", None),
     "scoped": ("core.access", None), "get_or_404": ("core.access", None),
     "deny": ("core.access", None), "deny_row": ("core.access", None),
-    "ownership_rule": ("core.access", None),
+    "ownership_rule": ("core.access", None), "role_permissions": ("core.access", None),
     "safe_local_url": ("core.access", None), "is_enabled": ("core.enablement", None),
     # PDF, validation, services
     "pick": ("core.i18n", None), "to_local": ("core.i18n", None), "local_now": ("core.i18n", None),
@@ -69,12 +73,15 @@ _EXPORTS = {
     "AuditTarget": ("core.audit", None), "WorkItem": ("core.hooks", None),
     "bar_chart": ("core.charts", None), "write_private_file": ("core.files", None),
     "remove_files": ("core.files", None), "company_timezone": ("core.i18n", None),
+    # security self-check (hook core.selfcheck)
+    "Finding": ("core.selfcheck", None), "run_selfcheck": ("core.selfcheck", "run"),
 }
 
 # Namespaces: a module calls ``audit.record(...)``, ``crypto.encrypt(...)``, ``pdf.render(...)``.
 _NAMESPACES = {
     "audit": ("core.audit", ("record", "count", "entries", "Entry")),
     "hooks": ("core.hooks", ("call", "contributions")),
+    "audit_feed": ("core.watch", ("head_id", "after", "window")),
     "pdf": ("core.pdf", ("render", "response", "PdfError")),
     "crypto": ("core.crypto", (
         "encrypt", "decrypt", "encrypt_bytes", "decrypt_bytes", "blind_index",

@@ -167,8 +167,11 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
 
     app.before_request(_session_timeouts)
     app.before_request(auth.force_password_change)
+    app.before_request(auth.run_gates)
     app.before_request(enablement.guard)
     app.after_request(_security_headers)
+    from core import watch
+    watch.init_app(app)
     _error_pages(app)
     app.context_processor(_template_globals)
     app.add_template_filter(i18n.local_datetime, "local_datetime")

@@ -41,6 +41,7 @@ CORE_ACTIONS = {
     "core.user.profile_changed": ("修改个人资料", "Profile changed"),
     "core.backup.created": ("创建备份", "Backup created"),
     "core.backup.restored": ("从备份恢复", "Restored from a backup"),
+    "core.backup.test_restored": ("备份试恢复", "Backup test-restored"),
     "core.auth.failed": ("登录失败", "Sign-in failed"),
     "core.auth.failures_summarised": ("登录失败汇总", "Sign-in failures summarised"),
     "core.auth.signed_in": ("登录", "Signed in"),

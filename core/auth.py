@@ -316,6 +316,24 @@ def force_password_change():
     return redirect(url_for("auth.password"))
 
 
+def run_gates():
+    """before_request, after the forced password change: a module may send a signed-in user to one
+    page before any other (hook core.gates), e.g. the customer-information policy to acknowledge.
+    Sign-out, the password page, the language switch and static files stay open."""
+    if not current_user.is_authenticated:
+        return None
+    endpoint = request.endpoint or ""
+    if endpoint in PASSWORD_CHANGE_ENDPOINTS or endpoint.endswith(".static"):
+        return None
+    from core import hooks
+    user = current_user._get_current_object()
+    for _module, gate in hooks.for_user("core.gates", user):
+        target = gate(user, endpoint)
+        if target:
+            return redirect(target)
+    return None
+
+
 def _wrong_current_password(user):
     """A wrong current password counts towards the account's lock like a failed sign-in: a
     borrowed session must not become a password-guessing oracle."""

@@ -43,6 +43,21 @@ CORE_HOOKS = (
              "kehu restore, after the destruction ledger deleted the data keys it names again: "
              "finish what the destruction did (null fields, drop files) for those keys; each entry "
              "has key_id, ref (\"table:id\") and at."),
+    HookSpec("core.gates", "gate(user, endpoint) -> str | None",
+             "Before any page of a signed-in user (after the forced password change): a URL to send "
+             "the user to first (e.g. a policy to acknowledge), or None. Return None for the gate's own "
+             "endpoints. Called for the modules usable by the user (their department or company role)."),
+    HookSpec("core.withheld_permissions", "withheld_permissions(user) -> set[str]",
+             "Permissions the user's role holds but the user may not use now (e.g. reveal rights while "
+             "training is overdue); applied inside core's one permission check, so `require`, `can` "
+             "and menus all follow. Called once per request and user, for the modules usable by the user."),
+    HookSpec("core.selfcheck", "selfcheck() -> [Finding]",
+             "The security self-check (page and `kehu selfcheck`): the module's findings, each with "
+             "its status (ok/warning/fail) and what to do. Called for installed modules."),
+    HookSpec("core.audit_appended", "audit_appended(last_id) -> None",
+             "After a request whose transaction committed audit entries (up to entry ``last_id``), in a "
+             "new transaction that core commits; also for installed modules only. Must be cheap: read "
+             "from the last entry the module has seen. Errors are logged and rolled back, never shown."),
 )
 
 
@@ -91,3 +106,18 @@ def call(hook_name, *args, department_id=None, all_departments=False, **kwargs):
     """Call every contribution; returns a list of (module, result)."""
     return [(m, f(*args, **kwargs))
             for m, f in contributions(hook_name, department_id, all_departments=all_departments)]
+
+
+def for_user(hook_name, user):
+    """The (module, func) pairs of a hook whose module ``user`` may use: enabled in their
+    department, or company-wide for their role (core.gates, core.withheld_permissions)."""
+    from core.enablement import is_enabled
+    return [(m, f) for m, f in contributions(hook_name, all_departments=True)
+            if is_enabled(m, user.department_id, user=user)]
+
+
+def for_installed(hook_name):
+    """The (module, func) pairs of a hook whose module is installed (core.selfcheck,
+    core.audit_appended): company-wide work that no department switches off."""
+    from core.enablement import is_installed
+    return [(m, f) for m, f in contributions(hook_name, all_departments=True) if is_installed(m)]

@@ -9,7 +9,8 @@ the module works company-wide, whatever department enabled it; they see and hand
 ticket.
 
 Other modules may use what ``EXPORTS`` lists (loaded lazily, so importing this package stays
-light). It offers no hooks and contributes to none.
+light). It offers no hooks; it contributes its open tickets to the security self-check
+(``core.selfcheck``).
 """
 from core.api import Manifest, lazy_exports
 
@@ -24,7 +25,10 @@ manifest = Manifest(
 )
 
 # open_overdue_count() -> int: open tickets past their regulator-report deadline.
-EXPORTS = {"open_overdue_count": "services", "SEVERITIES": "models", "STATUSES": "models"}
+# report_from_alert(actor, title=, description=, entry_ids=) -> Incident: a ticket opened from an
+#   anomaly alert (oversight), with the alert's audit entries linked as evidence.
+EXPORTS = {"open_overdue_count": "services", "SEVERITIES": "models", "STATUSES": "models",
+           "report_from_alert": "services"}
 
 
 __getattr__ = lazy_exports(__name__, EXPORTS)
@@ -39,3 +43,4 @@ def setup(reg):
     reg.menu(*menus.ALL)
     reg.migrations()
     reg.record_rule(models.Incident, services.incident_rule)
+    reg.hook("core.selfcheck", services.selfcheck)

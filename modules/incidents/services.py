@@ -421,3 +421,42 @@ def customer_label(customer, visible):
     if customer.kind != "org" and customer.id not in visible:
         name = validation.mask_name(name)
     return f"{customer.number} {name}".strip()
+
+
+# --- from other modules ------------------------------------------------------------------------
+
+def report_from_alert(actor, *, title, description, entry_ids=()):
+    """A ticket opened by a security officer from an anomaly alert (the oversight module): reported
+    now, found through the audit trail, with the alert's entries linked as evidence."""
+    now = utcnow()
+    incident = report(actor, title=title[:200], noticed_at=now, how_found=_("Anomaly alert from the audit trail"),
+                      description=description)
+    wanted = {int(i) for i in entry_ids}
+    if wanted:
+        from core.api import audit_feed
+        entries = [e for e in audit_feed.after(min(wanted) - 1, limit=max(wanted) - min(wanted) + 1)
+                   if e.id in wanted]
+        link_evidence(actor, incident, entries, wanted)
+    return incident
+
+
+def selfcheck():
+    """The security self-check (hook core.selfcheck): open tickets, and those whose report to the
+    authority is overdue."""
+    from core.api import Finding
+    title = _("Security incidents")
+    open_numbers = db.session.execute(select(Incident.number).where(Incident.status != "closed")
+                                      .order_by(Incident.id)).scalars().all()
+    overdue = open_overdue_count()
+    if overdue:
+        return [Finding("incidents.open", title, "fail",
+                        _("%(open)d incidents are open, %(overdue)d past the deadline for the report to the authority.",
+                          open=len(open_numbers), overdue=overdue),
+                        _("Report the overdue incidents to the authority and record it on their ticket."),
+                        tuple(open_numbers))]
+    if open_numbers:
+        return [Finding("incidents.open", title, "warning",
+                        _("%(n)d incidents are open.", n=len(open_numbers)),
+                        _("Take each open incident to its next step, or close it with its summary."),
+                        tuple(open_numbers))]
+    return [Finding("incidents.open", title, "ok", _("No incident is open."))]

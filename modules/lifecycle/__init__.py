@@ -28,7 +28,7 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
-    from . import cli, hooks, models, permissions, views
+    from . import cli, hooks, models, permissions, requests, views
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -45,3 +45,4 @@ def setup(reg):
     reg.hook("lifecycle.review", hooks.review_archives)
     reg.hook("core.destruction_replayed", hooks.replay)
     reg.hook("core.work_items", hooks.work_items)
+    reg.hook("core.selfcheck", requests.selfcheck)

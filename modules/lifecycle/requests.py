@@ -104,3 +104,20 @@ def copy_context(req, customer, actor) -> dict:
     return {"request_number": req.number, "customer_number": customer.number,
             "printed_at": to_local(utcnow()).strftime("%Y-%m-%d %H:%M"), "printed_by": services._name(actor),
             "kind": pick(KINDS[req.kind]), "sections": subject_data(customer)}
+
+
+def selfcheck():
+    """The security self-check (hook core.selfcheck): data-subject requests past their deadline."""
+    from flask_babel import gettext as _
+
+    from core.api import Finding
+    title = _("Data-subject requests")
+    overdue = db.session.execute(select(SubjectRequest.number).where(
+        SubjectRequest.status == "open", SubjectRequest.due_on < local_today())
+        .order_by(SubjectRequest.due_on)).scalars().all()
+    if not overdue:
+        return [Finding("lifecycle.requests", title, "ok", _("No data-subject request is past its deadline."))]
+    return [Finding("lifecycle.requests", title, "fail",
+                    _("%(n)d data-subject requests are past their deadline.", n=len(overdue)),
+                    _("Answer them on Data lifecycle → Data-subject requests now; PIPL gives 15 working days."),
+                    tuple(overdue))]

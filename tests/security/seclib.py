@@ -115,8 +115,9 @@ class World:
             return db.session.scalars(select(AuditEntry).where(AuditEntry.id > last_id)
                                       .order_by(AuditEntry.id)).all()
 
-    def snapshot(self, exclude=("core_audit_entry", "core_login_throttle")):
-        """Every row of every table but the audit trail and the sign-in throttle, as plain tuples."""
+    def snapshot(self, exclude=("core_audit_entry", "core_login_throttle", "oversight_alert", "oversight_cursor")):
+        """Every row of every table but the audit trail and the sign-in throttle (and the anomaly
+        alerts read from the trail: probing foreign rows rightly raises one), as plain tuples."""
         with self.app.app_context():
             if self._meta is None:
                 self._meta = MetaData()

@@ -23,12 +23,12 @@ from core.db import db
 
 T = AuditEntry.__table__
 COLUMNS = [c.name for c in T.columns if c.name != "id"]
-ROWS = 10
+ROWS = 12  # more than the set-up writes (one "module installed" entry per module, a department)
 
 
 @pytest.fixture
 def chain(app):
-    """Ten entries as the platform writes them, returned as plain dicts in id order."""
+    """ROWS entries as the platform writes them, returned as plain dicts in id order."""
     from core import services
     with app.app_context():
         services.create_department("test", "AT", "审计测试部")
