@@ -707,7 +707,8 @@ def export_customers(actor, fmt, reason, *, marketing=False, where=None, keep=No
     is returned: an export the trail cannot record is not handed out.
 
     ``where`` (SQL clause) and ``keep`` (customer -> bool) narrow the export to a selection or
-    the customer list's filter; ``selection`` (dict) describes it in the audit entry."""
+    the customer list's filter; ``selection`` (extra audit details: "selected" customer numbers
+    or the list's "filter") describes it in the audit entry."""
     from . import services
     if fmt not in FORMATS:
         raise ExportError(_("Choose CSV or XLSX as the export format."))
@@ -739,7 +740,7 @@ def export_customers(actor, fmt, reason, *, marketing=False, where=None, keep=No
     masked = sorted(k for k in keys if k in FIELDS and column_level(k) in (L2, L3) and k not in revealed)
     audit.record("customers.export.completed", actor=actor, format=fmt, marketing=marketing,
                  reason=reason, rows=len(rows), columns=list(keys), masked=masked, revealed=revealed,
-                 unreadable=unreadable, **({"selection": selection} if selection else {}))
+                 unreadable=unreadable, **(selection or {}))
     if revealed and rows:
         audit.record("customers.export.revealed", actor=actor, fields=revealed, rows=len(rows), reason=reason)
     db.session.commit()

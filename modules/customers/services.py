@@ -1130,9 +1130,11 @@ def search_page(branches, q, sure, candidates, size, *, after=None, scan_limit=N
     return kept, None, False
 
 
-def count_capped(branches, cap=COUNT_CAP):
-    """(count, capped): how many customers the branches hold, counting at most ``cap`` + 1."""
+def count_capped(branches, cap=None):
+    """(count, capped): how many customers the branches hold, counting at most ``cap`` + 1
+    (COUNT_CAP): the figure costs a bounded index walk however large the register."""
     from sqlalchemy import func
+    cap = COUNT_CAP if cap is None else cap
     total = 0
     for branch in branches:
         sub = branch.with_only_columns(Customer.id).limit(cap + 1 - total).subquery()

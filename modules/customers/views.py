@@ -909,7 +909,7 @@ def export_selection(actor, values):
         numbers = db.session.scalars(api.scoped_customers(actor).where(Customer.id.in_(ids))
                                      .with_only_columns(Customer.number).order_by(Customer.id)).all()
         return ExportSelection("ids", [("ids", i) for i in ids],
-                               {"where": Customer.id.in_(ids), "selection": {"customers": numbers}},
+                               {"where": Customer.id.in_(ids), "selection": {"selected": numbers}},
                                numbers=numbers)
     if values.get("scope") != "filter":
         return ExportSelection()
@@ -938,8 +938,7 @@ def export_selection(actor, values):
                 return (customer.id not in candidate_ids or customer.id in sure_ids
                         or search.confirms(customer, q))
     hidden = [("scope", "filter"), *args.items()]
-    description = {k: v for k, v in args.items() if k != "q"}
-    if q:
-        description["search"] = True  # the search text itself may be personal data: not kept
+    # the search text itself may be personal data: only that there was one is kept
+    description = sorted(f"{k}={v}" for k, v in args.items() if k != "q") + (["search"] if q else [])
     return ExportSelection("filter", hidden, {"where": and_(*clauses) if clauses else None, "keep": keep,
                                               "selection": {"filter": description}})
