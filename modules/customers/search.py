@@ -23,8 +23,9 @@ import unicodedata
 from core.api import crypto
 
 # Bits kept of each truncated index: 2**bits buckets. 8 bits = 256 buckets: on a register of
-# 10,000 customers a bucket holds some 40 customers (and several different surnames or tails).
-BITS = {"name_head": 8, "name_head2": 8, "name_tail2": 8, "phone_tail": 8, "phone2_tail": 8,
+# 10,000 customers a bucket holds some 40 customers (and several different name parts or tails).
+# Surnames are few (a few hundred in use): 6 bits, so each bucket mixes several surnames.
+BITS = {"name_head": 6, "name_head2": 8, "name_tail2": 8, "phone_tail": 8, "phone2_tail": 8,
         "id_number_tail": 8}
 # The HMAC domain of each transform, distinct from the exact indexes' ("customers.name", ...).
 DOMAINS = {"name_head": "customers.name.head1", "name_head2": "customers.name.head2",

@@ -312,6 +312,8 @@ def index():
                      shown=[c.id for c in rows], query_kinds=kinds)
         db.session.commit()
     base_args = {k: v for k, v in args.to_dict().items() if k not in ("after", "before", "page")}
+    if not (builtin_sort or sort):  # an unknown sort (e.g. of a module disabled here) is dropped
+        base_args = {k: v for k, v in base_args.items() if k not in ("sort", "dir")}
 
     def page_url(**changes):
         return url_for("customers.index", **{**base_args, **changes})
@@ -341,7 +343,7 @@ def index():
 
 
 def _bulk_ids():
-    return request.form.getlist("ids")
+    return request.form.getlist("selected")
 
 
 def _back_to_list():
@@ -903,12 +905,12 @@ FILTER_KEYS = ("q", "status", "kind", "owner", "department")
 def export_selection(actor, values):
     """The ExportSelection named by ``values`` (the export page's query string or form)."""
     from sqlalchemy import and_, or_
-    ids = sorted({int(i) for i in values.getlist("ids") if str(i).isdigit()})
+    ids = sorted({int(i) for i in values.getlist("selected") if str(i).isdigit()})
     if ids:
         ids = ids[:services.BULK_MAX]
         numbers = db.session.scalars(api.scoped_customers(actor).where(Customer.id.in_(ids))
                                      .with_only_columns(Customer.number).order_by(Customer.id)).all()
-        return ExportSelection("ids", [("ids", i) for i in ids],
+        return ExportSelection("ids", [("selected", i) for i in ids],
                                {"where": Customer.id.in_(ids), "selection": {"selected": numbers}},
                                numbers=numbers)
     if values.get("scope") != "filter":

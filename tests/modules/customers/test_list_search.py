@@ -12,22 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, insert, select
 
-from tests.conftest import csrf_token as csrf
-
-from core.audit import AuditEntry
 from core.db import db
 from modules.customers import search, services
 from modules.customers.models import Customer, Share
-from tests.modules.customers.test_customers_pages import (  # noqa: F401 - fixtures
-    compiled_catalogue,
+from tests.conftest import csrf_token as csrf
+from tests.modules.customers import test_customers_pages as pages
 
-    entries,
-    found,
-    make_customer,
-    people,
-    signed_in,
-    user,
-)
+# the register's page fixtures and helpers
+compiled_catalogue, people, signed_in = pages.compiled_catalogue, pages.people, pages.signed_in
+make_customer, entries, found, user = pages.make_customer, pages.entries, pages.found, pages.user
 
 ID_1 = "11010519491231002X"
 ID_2 = "110101199003074477"
@@ -114,7 +107,7 @@ def _bulk_register(app, n=10_000, seed=7):
     left empty: only the indexes are under test here)."""
     rnd = random.Random(seed)
     surnames = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-    given = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红鹏辉玲建国宇浩凯欣怡晨阳子涵梓轩"
+    given = "".join({chr(0x4E00 + rnd.randrange(0x5000)) for _ in range(400)})  # given-name characters
     with app.app_context():
         owner = user("sales1")
         now = datetime.datetime.now(datetime.UTC)
@@ -289,7 +282,7 @@ def test_bulk_reassign_by_the_head_audited_per_customer(app, signed_in, make_cus
         target = user("sales1b").id
         db.session.add(Share(customer_id=a, user_id=target, granted_by=user("head1").id))
         db.session.commit()
-    response = client.post("/customers/bulk/reassign", data={"csrf_token": token, "ids": [a, b],
+    response = client.post("/customers/bulk/reassign", data={"csrf_token": token, "selected": [a, b],
                                                              "owner_id": target, "next": "/customers/"})
     assert response.status_code == 302 and response.headers["Location"].endswith("/customers/")
     with app.app_context():
@@ -310,11 +303,11 @@ def test_bulk_reassign_is_refused_to_staff_and_outside_the_remit(app, signed_in,
     token = csrf(sales.get("/customers/").get_data(as_text=True))
     with app.app_context():
         target = user("sales1b").id
-    assert sales.post("/customers/bulk/reassign", data={"csrf_token": token, "ids": [mine],
+    assert sales.post("/customers/bulk/reassign", data={"csrf_token": token, "selected": [mine],
                                                         "owner_id": target}).status_code == 403
     head = signed_in("head1")
     token = csrf(head.get("/customers/").get_data(as_text=True))
-    response = head.post("/customers/bulk/reassign", data={"csrf_token": token, "ids": [mine, elsewhere],
+    response = head.post("/customers/bulk/reassign", data={"csrf_token": token, "selected": [mine, elsewhere],
                                                            "owner_id": target}, follow_redirects=True)
     assert "不在您的权限范围内" in response.get_data(as_text=True)
     with app.app_context():
@@ -328,14 +321,14 @@ def test_bulk_share_by_the_owner(app, signed_in, make_customer):
     token = csrf(client.get("/customers/").get_data(as_text=True))
     with app.app_context():
         colleague = user("sales1b").id
-    response = client.post("/customers/bulk/share", data={"csrf_token": token, "ids": [a, b], "user_id": colleague})
+    response = client.post("/customers/bulk/share", data={"csrf_token": token, "selected": [a, b], "user_id": colleague})
     assert response.status_code == 302
     with app.app_context():
         assert sorted(s.customer_id for s in db.session.scalars(select(Share))) == [a, b]
         assert len(entries("customers.customer.shared")) == 2
     assert set(listed(signed_in("sales1b").get("/customers/").get_data(as_text=True))) == {a, b}
     # again: nothing new, nothing duplicated
-    client.post("/customers/bulk/share", data={"csrf_token": token, "ids": [a, b], "user_id": colleague})
+    client.post("/customers/bulk/share", data={"csrf_token": token, "selected": [a, b], "user_id": colleague})
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Share)) == 2
 
@@ -344,13 +337,13 @@ def test_export_of_the_selection_goes_through_the_export_page(app, signed_in, ma
     a, b, c = (make_customer("sales1", name=n, phone=p) for n, p in
                (("甲", "13800138001"), ("乙", "13800138002"), ("丙", "13800138003")))
     client = signed_in("head1")
-    page = client.get("/customers/export", query_string={"ids": [a, c]}).get_data(as_text=True)
+    page = client.get("/customers/export", query_string={"selected": [a, c]}).get_data(as_text=True)
     with app.app_context():
         numbers = [db.session.get(Customer, i).number for i in (a, c)]
     assert 'id="export-selection"' in page and all(n in page for n in numbers)
-    response = client.post(f"/customers/export?ids={a}&ids={c}",
+    response = client.post(f"/customers/export?selected={a}&selected={c}",
                            data={"csrf_token": csrf(page), "reason": "季度核对", "fmt": "csv",
-                                 "ids": [a, c]})
+                                 "selected": [a, c]})
     assert response.status_code == 200
     body = response.get_data().decode("utf-8-sig")
     assert all(n in body for n in numbers) and "乙" not in body
@@ -377,3 +370,17 @@ def test_export_of_the_current_filter(app, signed_in, make_customer):
         assert entry.details_dict["filter"] == ["kind=person", "search"]
     lines = [line for line in body.splitlines()[1:] if line.strip()]
     assert len(lines) == 1 and number in lines[0]
+
+
+def test_a_selection_never_widens_the_export_beyond_the_remit(app, signed_in, make_customer):
+    mine = make_customer("sales1", name="甲方客户")
+    foreign = make_customer("sales2", name="乙方客户")
+    client = signed_in("head1")
+    page = client.get("/customers/export", query_string={"selected": [mine, foreign]}).get_data(as_text=True)
+    with app.app_context():
+        foreign_number = db.session.get(Customer, foreign).number
+    assert foreign_number not in page
+    response = client.post("/customers/export", data={"csrf_token": csrf(page), "reason": "核对", "fmt": "csv",
+                                                      "selected": [mine, foreign]})
+    body = response.get_data().decode("utf-8-sig")
+    assert "甲方客户" in body and "乙方客户" not in body and foreign_number not in body
