@@ -1223,8 +1223,8 @@ def bulk_share(actor, ids, user):
     if not _is_user(user):
         user = db.session.get(User, int(user)) if str(user or "").isdigit() else None
     customers = _bulk_customers(actor, ids)
-    if any(not can_manage_shares(actor, c) for c in customers):
-        raise NotAllowed("customers.share", _l("Only the owner or the department head shares a customer."))
+    if any(not can_manage_shares(actor, c) for c in customers):  # e.g. one shared with the actor
+        raise BulkError(_l("Only the owner or the department head shares a customer."))
     if (user is None or not user.active or user.role not in ("sales", "service")
             or any(user.department_id != c.department_id for c in customers)):
         raise InvalidData({"user_id": _l("Choose an active colleague of the customer's department.")})

@@ -44,7 +44,7 @@ def upgrade():
 
 
 def _backfill(bind, batch=500):
-    from core import crypto
+    from core.api import crypto
     from modules.customers import search
 
     table = sa.table('customers_customer', sa.column('id'), sa.column('uid'), sa.column('number'),

@@ -384,3 +384,32 @@ def test_a_selection_never_widens_the_export_beyond_the_remit(app, signed_in, ma
                                                       "selected": [mine, foreign]})
     body = response.get_data().decode("utf-8-sig")
     assert "甲方客户" in body and "乙方客户" not in body and foreign_number not in body
+
+
+def test_bulk_share_of_a_customer_shared_with_me_says_why_and_changes_nothing(app, signed_in, make_customer):
+    theirs = make_customer("sales1b", name="乙")
+    with app.app_context():
+        db.session.add(Share(customer_id=theirs, user_id=user("sales1").id, granted_by=user("head1").id))
+        db.session.commit()
+        other = user("service1").id
+    client = signed_in("sales1")
+    token = csrf(client.get("/customers/").get_data(as_text=True))
+    response = client.post("/customers/bulk/share", data={"csrf_token": token, "selected": [theirs],
+                                                          "user_id": other}, follow_redirects=True)
+    assert response.status_code == 200 and "只有负责人或部门负责人" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(Share.user_id).where(Share.customer_id == theirs)).all() == [user("sales1").id]
+
+
+@pytest.mark.parametrize("key", services.LIST_SORTS)
+def test_every_builtin_sort_answers_in_both_directions(app, signed_in, make_customer, key):
+    mine = make_customer("sales1", name="甲")
+    shared = make_customer("sales1b", name="乙")
+    with app.app_context():
+        db.session.add(Share(customer_id=shared, user_id=user("sales1").id, granted_by=user("head1").id))
+        db.session.commit()
+    for direction in ("asc", "desc"):
+        for who in ("sales1", "head1"):
+            response = signed_in(who).get(f"/customers/?sort={key}&dir={direction}")
+            assert response.status_code == 200
+            assert set(listed(response.get_data(as_text=True))) == {mine, shared}
