@@ -671,9 +671,12 @@ def _value(customer, key, reveal):
     return value
 
 
-def _customers(actor, marketing):
-    """The customers of the export in id order, a batch at a time (bounded memory)."""
+def _customers(actor, marketing, where=None):
+    """The customers of the export in id order, a batch at a time (bounded memory); ``where``
+    narrows them (a selection or the list's filter), never widens the remit."""
     stmt = scoped(select(Customer), actor, Customer).order_by(Customer.id)
+    if where is not None:
+        stmt = stmt.where(where)
     if marketing:
         stmt = stmt.where(Customer.id.in_(select(Consent.customer_id).where(
             Consent.withdrawn_at.is_(None), Consent.purposes.contains("marketing"))))
@@ -699,9 +702,13 @@ def _has_marketing_consent(services, customer):
     return True
 
 
-def export_customers(actor, fmt, reason, *, marketing=False):
+def export_customers(actor, fmt, reason, *, marketing=False, where=None, keep=None, selection=None):
     """The export file as bytes, audited (with the reason and row count) and committed before it
-    is returned: an export the trail cannot record is not handed out."""
+    is returned: an export the trail cannot record is not handed out.
+
+    ``where`` (SQL clause) and ``keep`` (customer -> bool) narrow the export to a selection or
+    the customer list's filter; ``selection`` (extra audit details: "selected" customer numbers
+    or the list's "filter") describes it in the audit entry."""
     from . import services
     if fmt not in FORMATS:
         raise ExportError(_("Choose CSV or XLSX as the export format."))
@@ -718,8 +725,10 @@ def export_customers(actor, fmt, reason, *, marketing=False):
     reveal = {level for level, perm in ((L2, "customers.reveal_l2"), (L3, "customers.reveal_l3"))
               if can(actor, perm)}
     rows, unreadable = [], 0
-    for customer in _customers(actor, marketing):
+    for customer in _customers(actor, marketing, where):
         if marketing and not _has_marketing_consent(services, customer):
+            continue
+        if keep is not None and not keep(customer):
             continue
         try:
             rows.append([_value(customer, key, reveal) for key in keys])
@@ -731,7 +740,7 @@ def export_customers(actor, fmt, reason, *, marketing=False):
     masked = sorted(k for k in keys if k in FIELDS and column_level(k) in (L2, L3) and k not in revealed)
     audit.record("customers.export.completed", actor=actor, format=fmt, marketing=marketing,
                  reason=reason, rows=len(rows), columns=list(keys), masked=masked, revealed=revealed,
-                 unreadable=unreadable)
+                 unreadable=unreadable, **(selection or {}))
     if revealed and rows:
         audit.record("customers.export.revealed", actor=actor, fields=revealed, rows=len(rows), reason=reason)
     db.session.commit()

@@ -19,7 +19,7 @@ from core.api import User, can, db, local_now, pick, require
 from . import handover as handover_service
 from . import io
 from .fields import CHANNELS
-from .views import bp
+from .views import bp, export_selection
 
 MIME = {"csv": "text/csv",  # Flask adds "; charset=utf-8" to a text/* mimetype
         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -93,11 +93,12 @@ def export_customers():
     form = ExportForm()
     can_marketing = can(current_user, "customers.marketing_export")
     problem = None
+    selection = export_selection(current_user._get_current_object(), request.values)
     if form.validate_on_submit():
         fmt = form.fmt.data
         try:
             data, _count = io.export_customers(current_user._get_current_object(), fmt, form.reason.data,
-                                               marketing=form.marketing.data)
+                                               marketing=form.marketing.data, **selection.kwargs)
         except io.ExportError as exc:
             db.session.rollback()
             problem = str(exc)
@@ -107,7 +108,7 @@ def export_customers():
             return _download(data, f"kehu-{kind}-{stamp}.{fmt}", fmt)
     status = 400 if request.method == "POST" else 200
     return _no_store(Response(render_template(
-        "customers/export.html", form=form, problem=problem, can_marketing=can_marketing,
+        "customers/export.html", form=form, problem=problem, can_marketing=can_marketing, selection=selection,
         reveal_l2=can(current_user, "customers.reveal_l2"),
         reveal_l3=can(current_user, "customers.reveal_l3")), status))
 

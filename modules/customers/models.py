@@ -3,20 +3,42 @@ public ones in plain columns, L1-L3 as AES-GCM ciphertext under the customer's o
 (``<field>_ct``), with a keyed blind index (``<field>_bidx``) where exact search is needed."""
 import uuid
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import DDL, Index, UniqueConstraint, event
 
 from core.api import Encrypted, UTCDateTime, blind_index_column, crypto, db, encrypted_column, utcnow
 
+from . import search
 from .fields import CONTACT_FIELDS, FIELDS
+
+
+class Searchable(Encrypted):
+    """An encrypted field that also keeps its truncated partial-search indexes (search.PARTIAL)
+    up to date whenever it is written: ``<key>_bidx`` columns, a few bits each."""
+
+    def __set__(self, obj, value):
+        super().__set__(obj, value)
+        search.set_partial_indexes(obj, self.name, value)
+
+
+def _reversed_number(context):
+    return (context.get_current_parameters().get("number") or "")[::-1]
 
 
 class Customer(db.Model):
     __tablename__ = "customers_customer"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        # substring search on company names: a trigram index on PostgreSQL (pg_trgm); a plain
+        # one elsewhere (SQLite scans the names in list order, stopping at a full page)
+        Index("ix_customers_customer_company_name_trgm", "company_name", postgresql_using="gin",
+              postgresql_ops={"company_name": "gin_trgm_ops"}),
+        {"sqlite_autoincrement": True},
+    )
 
     id = db.Column(db.Integer, primary_key=True)
     uid = db.Column(db.String(32), nullable=False, unique=True, default=lambda: uuid.uuid4().hex)
     number = db.Column(db.String(20), nullable=False, unique=True)
+    # the number reversed: a search by its tail ("301") is an indexed prefix range (search.py)
+    number_rev = db.Column(db.String(20), nullable=True, index=True, default=_reversed_number)
     kind = db.Column(db.String(8), nullable=False)  # person / org
     status = db.Column(db.String(16), nullable=False, default="prospect", index=True)
     status_changed_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
@@ -28,7 +50,7 @@ class Customer(db.Model):
                                nullable=True)
     completeness = db.Column(db.Integer, nullable=False, default=0, index=True)
     created_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
-    updated_at = db.Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    updated_at = db.Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow, index=True)
     version = db.Column(db.Integer, nullable=False)
 
     # public organisation fields, plain
@@ -54,18 +76,24 @@ class Customer(db.Model):
     phone_ct, phone_bidx = encrypted_column(), blind_index_column()
     phone2_ct, phone2_bidx = encrypted_column(), blind_index_column()
     notes_ct = encrypted_column()
+    # truncated blind indexes of transformed values, for partial search (search.py); each value
+    # stands for a bucket of many customers
+    name_head_bidx, name_head2_bidx, name_tail2_bidx = (blind_index_column(), blind_index_column(),
+                                                        blind_index_column())
+    phone_tail_bidx, phone2_tail_bidx = blind_index_column(), blind_index_column()
+    id_number_tail_bidx = blind_index_column()
 
-    name = Encrypted(FIELDS["name"].search_domain)
+    name = Searchable(FIELDS["name"].search_domain)
     gender = Encrypted(FIELDS["gender"].search_domain)
     birth_date = Encrypted(FIELDS["birth_date"].search_domain)
     email = Encrypted(FIELDS["email"].search_domain)
-    id_number = Encrypted(FIELDS["id_number"].search_domain)
+    id_number = Searchable(FIELDS["id_number"].search_domain)
     bank_account = Encrypted(FIELDS["bank_account"].search_domain)
     home_address = Encrypted(FIELDS["home_address"].search_domain)
     emergency_contact = Encrypted(FIELDS["emergency_contact"].search_domain)
     legal_rep = Encrypted(FIELDS["legal_rep"].search_domain)
-    phone = Encrypted(FIELDS["phone"].search_domain)
-    phone2 = Encrypted(FIELDS["phone2"].search_domain)
+    phone = Searchable(FIELDS["phone"].search_domain)
+    phone2 = Searchable(FIELDS["phone2"].search_domain)
     notes = Encrypted(FIELDS["notes"].search_domain)
 
     subject_key = db.relationship(crypto.SubjectKey)
@@ -88,6 +116,12 @@ class Customer(db.Model):
 
     def __str__(self):
         return f"{self.number} {self.display_name or ''}"
+
+
+# the trigram operator class must exist before the table (create_all in tests; the migration
+# creates it too)
+event.listen(Customer.__table__, "before_create",
+             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
 
 
 class Contact(db.Model):

@@ -38,6 +38,7 @@ AUDIT_ACTIONS = (
     AuditAction("customers.customer.created", {"zh_CN": "新建客户", "en": "Customer created"}),
     AuditAction("customers.customer.duplicate_elsewhere", {"zh_CN": "查重命中权限外客户", "en": "Duplicate check matched a customer outside the remit"}),
     AuditAction("customers.customer.duplicate_confirmed", {"zh_CN": "确认非重复客户", "en": "Possible duplicate confirmed as new"}),
+    AuditAction("customers.customer.reassigned", {"zh_CN": "批量更换负责人", "en": "Customer reassigned (bulk)"}),
     AuditAction("customers.customer.rekeyed", {"zh_CN": "更换客户数据密钥", "en": "Customer data key replaced"}),
     AuditAction("customers.customer.searched", {"zh_CN": "搜索客户", "en": "Customers searched"}),
     AuditAction("customers.customer.searched_sensitive", {"zh_CN": "按身份证号精确搜索", "en": "Exact search by ID number"}),

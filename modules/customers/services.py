@@ -1008,4 +1008,268 @@ def reindex(batch=500):
             done += len(rows)
             last = rows[-1].id
         counts[f"{table.name}_reindexed"] = done
+    counts.update(reindex_partial(batch))
     return counts
+
+
+def reindex_partial(batch=500):
+    """The truncated partial-search indexes (search.py) of every customer, recomputed under the
+    current index key: called by `reindex` (so `kehu keys rotate` rebuilds them) and usable
+    after a change of their transforms. Decrypts one batch at a time; versions are not bumped."""
+    from . import search
+    table = Customer.__table__
+    last, done = 0, 0
+    while True:
+        rows = db.session.scalars(select(Customer).where(Customer.id > last).order_by(Customer.id)
+                                  .limit(batch).options(selectinload(Customer.subject_key))).all()
+        if not rows:
+            break
+        params = []
+        for row in rows:
+            values = {"_id": row.id, "number_rev": row.number[::-1]}
+            for field, keys in search.PARTIAL.items():
+                try:
+                    value = getattr(row, field) if getattr(row, f"{field}_ct") else None
+                except crypto.DecryptionError:  # destroyed: its indexes were nulled with it
+                    value = None
+                for key in keys:
+                    values[f"{key}_bidx"] = search.partial_index(key, value) if value else None
+            params.append(values)
+        db.session.execute(update(table).where(table.c.id == bindparam("_id")), params)
+        for row in rows:
+            db.session.expunge(row)
+        done += len(rows)
+        last = rows[-1].id
+    return {"customers_customer_partial_reindexed": done}
+
+
+# --- the customer list: remit branches, pages, counts, bulk actions ------------------------------
+
+COUNT_CAP = 1000  # the list counts up to this many, then shows "1,000+"
+BULK_MAX = 100  # customers per bulk action (a page at most)
+LIST_SORTS = ("number", "company", "status", "owner", "completeness", "created", "updated")
+
+
+def has_shares(actor):
+    return _is_user(actor) and db.session.scalar(
+        select(Share.id).where(Share.user_id == actor.id).limit(1)) is not None
+
+
+def remit_branches(actor, conditions=(), owner=""):
+    """The actor's visible customers as one or two selects, each scoped by the record rule.
+
+    Staff see their own customers OR those shared with them; that OR keeps an index from
+    giving the list order, so the database would sort the whole remit for every page. Instead
+    the own and the shared customers are two selects (each walks its index in id order) that
+    `merged_rows` merges; the shared one is left out when the actor has no shares. ``owner``:
+    "me" or "shared" keeps one branch."""
+    from .api import scoped_customers
+    base = scoped_customers(actor).where(*conditions)
+    if not _is_user(actor) or actor.role not in ("sales", "service"):
+        return [base]
+    own = base.where(Customer.owner_id == actor.id)
+    shared = base.where(Customer.owner_id != actor.id, Customer.id.in_(
+        select(Share.customer_id).where(Share.user_id == actor.id)))
+    if owner == "me":
+        return [own]
+    if owner == "shared":
+        return [shared]
+    return [own, shared] if has_shares(actor) else [own]
+
+
+def merged_rows(branches, *, descending=True, start=None, chunk=50):
+    """Rows of the union of ``branches`` in id order (newest first when ``descending``), after
+    the id ``start``: each branch is read a chunk at a time in its own keyset order."""
+    cursors = [start] * len(branches)
+    buffers = [[] for _ in branches]
+    done = [False] * len(branches)
+    while True:
+        for i, branch in enumerate(branches):
+            if buffers[i] or done[i]:
+                continue
+            stmt = branch
+            if cursors[i] is not None:
+                stmt = stmt.where(Customer.id < cursors[i] if descending else Customer.id > cursors[i])
+            rows = db.session.execute(stmt.order_by(Customer.id.desc() if descending else Customer.id.asc())
+                                      .limit(chunk)).all()
+            done[i] = len(rows) < chunk
+            if rows:
+                cursors[i] = rows[-1][0].id
+                buffers[i] = list(reversed(rows))  # pop() from the end
+        live = [i for i in range(len(branches)) if buffers[i]]
+        if not live:
+            return
+        pick_ = (max if descending else min)(live, key=lambda i: buffers[i][-1][0].id)
+        yield buffers[pick_].pop()
+
+
+def keyset_page(branches, size, *, after=None, before=None):
+    """(rows, has_prev, has_next) of one page of the default list (newest first)."""
+    if before:
+        rows = []
+        for row in merged_rows(branches, descending=False, start=before, chunk=size + 1):
+            rows.append(row[0])
+            if len(rows) > size:
+                break
+        has_prev, rows = len(rows) > size, rows[:size][::-1]
+        return rows, has_prev, bool(rows)
+    rows = []
+    for row in merged_rows(branches, start=after, chunk=size + 1):
+        rows.append(row[0])
+        if len(rows) > size:
+            break
+    return rows[:size], bool(after), len(rows) > size
+
+
+def search_page(branches, q, sure, candidates, size, *, after=None, scan_limit=None):
+    """One page of a search: rows matching ``sure`` (exact clauses, no decryption) or one of
+    the ``candidates`` (truncated partial-search indexes), the latter confirmed by decrypting
+    their own fields (search.confirms), in list order until the page is full.
+
+    Returns (rows, next_after, scanned_out): ``next_after`` continues the search; when
+    ``scanned_out`` the candidate budget (search.SCAN_LIMIT) ran out before the page was full."""
+    from sqlalchemy import false, literal
+
+    from . import search
+    scan_limit = scan_limit or search.SCAN_LIMIT
+    sure_clause = or_(*sure) if sure else false()
+    where = or_(sure_clause, *[clause for _key, clause in candidates])
+    flag = sure_clause if candidates else literal(True)
+    stmts = [b.where(where).add_columns(flag.label("sure")) for b in branches]
+    kept, scanned, last_id = [], 0, None
+    for customer, is_sure in merged_rows(stmts, start=after, chunk=min(max(size * 3, 60), 200)):
+        last_id = customer.id
+        if is_sure:
+            kept.append(customer)
+        else:
+            scanned += 1
+            if search.confirms(customer, q):
+                kept.append(customer)
+        if len(kept) > size:
+            return kept[:size], kept[size - 1].id, False
+        if scanned >= scan_limit:
+            return kept, last_id, True
+    return kept, None, False
+
+
+def count_capped(branches, cap=None):
+    """(count, capped): how many customers the branches hold, counting at most ``cap`` + 1
+    (COUNT_CAP): the figure costs a bounded index walk however large the register."""
+    from sqlalchemy import func
+    cap = COUNT_CAP if cap is None else cap
+    total = 0
+    for branch in branches:
+        sub = branch.with_only_columns(Customer.id).limit(cap + 1 - total).subquery()
+        total += db.session.scalar(select(func.count()).select_from(sub)) or 0
+        if total > cap:
+            return cap, True
+    return total, False
+
+
+def sorted_statement(stmt, key, descending):
+    """``stmt`` ordered by a built-in column of the list (LIST_SORTS): only columns stored in
+    clear, so no row is decrypted to sort."""
+    columns = {"number": Customer.id, "created": Customer.id, "company": Customer.company_name,
+               "status": Customer.status, "completeness": Customer.completeness,
+               "updated": Customer.updated_at}
+    if key == "owner":
+        owner = db.aliased(User)
+        stmt = stmt.join(owner, owner.id == Customer.owner_id)
+        column = owner.display_name
+    else:
+        column = columns[key]
+    order = column.desc() if descending else column.asc()
+    if key == "company":
+        order = order.nulls_last()
+    return stmt.order_by(order, Customer.id.desc() if descending else Customer.id.asc())
+
+
+class BulkError(CustomerError):
+    """A bulk action that cannot run at all (nothing was changed)."""
+
+
+def _bulk_customers(actor, ids):
+    from .api import scoped_customers
+    ids = sorted({int(i) for i in ids if str(i).isdigit()})
+    if not ids:
+        raise BulkError(_l("Select at least one customer."))
+    if len(ids) > BULK_MAX:
+        raise BulkError(_l("Select at most %(n)d customers at a time.", n=BULK_MAX))
+    rows = db.session.scalars(scoped_customers(actor).where(Customer.id.in_(ids)).order_by(Customer.id)).all()
+    if len(rows) != len(ids):  # an id outside the remit: refuse the whole action, reveal nothing
+        raise BulkError(_l("Some selected customers are not in your remit; nothing was changed."))
+    return rows
+
+
+def bulk_reassign(actor, ids, owner):
+    """Give the selected customers (all within the actor's remit) a new owner of the actor's
+    department: department heads only. One audit entry per customer (customers.customer.reassigned,
+    with the previous and the new owner); a share the new owner held on one of them is dropped.
+    Returns the customers changed. The caller commits."""
+    if not _is_user(actor) or actor.role != "head" or not can(actor, "customers.edit"):
+        raise NotAllowed("customers.edit", _l("Only the department head reassigns customers."))
+    errors = {}
+    new_owner = _resolve_owner(actor, owner, errors) if owner not in (None, "") else None
+    if new_owner is None:
+        raise InvalidData({"owner": errors.get("owner", _l("Choose the owner."))})
+    changed = []
+    for customer in _bulk_customers(actor, ids):
+        if customer.owner_id == new_owner.id:
+            continue
+        previous = customer.owner_id
+        customer.owner_id, customer.department_id = new_owner.id, new_owner.department_id
+        customer.updated_at = utcnow()
+        changed.append((customer, previous))
+    if changed:
+        try:
+            db.session.flush()
+        except StaleDataError:
+            db.session.rollback()
+            raise StaleEdit() from None
+        from sqlalchemy import delete
+        db.session.execute(delete(Share).where(Share.user_id == new_owner.id,
+                                               Share.customer_id.in_([c.id for c, _p in changed]))
+                           .execution_options(synchronize_session=False))
+        for customer, previous in changed:
+            audit.record("customers.customer.reassigned", target=customer, actor=actor,
+                         from_owner=previous, to_owner=new_owner.id, bulk=True, version=customer.version)
+    return [c for c, _p in changed]
+
+
+def bulk_share(actor, ids, user):
+    """Share the selected customers with a colleague of their department (owner or head, as
+    for one customer). Customers already shared with the colleague or owned by them are
+    skipped. One audit entry per customer shared. Returns (shared, skipped). The caller commits."""
+    if not _is_user(actor) or not can(actor, "customers.share"):
+        raise NotAllowed("customers.share")
+    if not _is_user(user):
+        user = db.session.get(User, int(user)) if str(user or "").isdigit() else None
+    customers = _bulk_customers(actor, ids)
+    if any(not can_manage_shares(actor, c) for c in customers):  # e.g. one shared with the actor
+        raise BulkError(_l("Only the owner or the department head shares a customer."))
+    if (user is None or not user.active or user.role not in ("sales", "service")
+            or any(user.department_id != c.department_id for c in customers)):
+        raise InvalidData({"user_id": _l("Choose an active colleague of the customer's department.")})
+    taken = set(db.session.scalars(select(Share.customer_id).where(
+        Share.user_id == user.id, Share.customer_id.in_([c.id for c in customers]))))
+    shared, skipped = [], []
+    for customer in customers:
+        if customer.id in taken or customer.owner_id == user.id:
+            skipped.append(customer)
+            continue
+        db.session.add(Share(customer_id=customer.id, user_id=user.id, granted_by=actor.id, granted_at=utcnow()))
+        shared.append(customer)
+    db.session.flush()
+    for customer in shared:
+        audit.record("customers.customer.shared", target=customer, actor=actor, user_id=user.id, bulk=True)
+    return shared, skipped
+
+
+def share_colleagues(actor):
+    """Colleagues the actor may share customers with in bulk: active sales and service staff of
+    the actor's department, the actor excepted."""
+    if not _is_user(actor) or actor.department_id is None:
+        return []
+    return [u for u in db.session.scalars(select(User).where(
+        User.department_id == actor.department_id, User.active.is_(True),
+        User.role.in_(("sales", "service"))).order_by(User.display_name, User.username)) if u.id != actor.id]

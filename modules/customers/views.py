@@ -20,12 +20,12 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import false, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from core.api import Department, User, audit, can, db, deny, hooks, pick, require, validation
+from core.api import Department, User, audit, can, db, deny, hooks, pick, require, safe_local_url, validation
 
-from . import api, quality, services
+from . import api, quality, search, services
 from .fields import (
     CHANNELS,
     CLASS_LABELS,
@@ -153,32 +153,102 @@ def _department_choices(actor):
         select(Department).where(Department.id == actor.department_id))]
 
 
+PAGE_SIZES = (20, 50, 100)
+
+
+def list_conditions(actor, args):
+    """(conditions, owner choice, extra filters) of the list's filter fields in ``args`` (also
+    used to export "the current filter")."""
+    conditions = []
+    status, kind, owner = args.get("status", ""), args.get("kind", ""), args.get("owner", "")
+    if status in STATUSES:
+        conditions.append(Customer.status == status)
+    if kind in CUSTOMER_KINDS:
+        conditions.append(Customer.kind == kind)
+    if owner.isdigit():
+        conditions.append(Customer.owner_id == int(owner))
+    elif owner not in ("me", "shared"):
+        owner = ""
+    if owner == "me" and actor.role == "head":
+        conditions.append(Customer.owner_id == actor.id)
+    if owner == "shared" and actor.role == "head":
+        conditions.append(Customer.id.in_(select(Share.customer_id).where(Share.user_id == actor.id)))
+    department = args.get("department", "")
+    if department.isdigit():
+        conditions.append(Customer.department_id == int(department))
+    extra_filters = _hook("customers.list_filters", actor)
+    extra_applied = []
+    for extra in extra_filters:
+        value = args.get(extra.param, "")
+        if value and value in {str(v) for v, _label in extra.choices}:
+            extra_applied.append((extra, value))
+    return conditions, owner, extra_filters, extra_applied
+
+
+def list_branches(actor, args):
+    """The selects of the list for the filter in ``args`` (services.remit_branches), with the
+    modules' filters applied to each."""
+    conditions, owner, _extra, applied = list_conditions(actor, args)
+    branches = services.remit_branches(actor, conditions, owner)
+    for extra, value in applied:
+        branches = [extra.apply(b, value) for b in branches]
+    return branches
+
+
+def search_clauses(q):
+    """(sure, candidates) of a search text: ``sure`` clauses match without decrypting (number,
+    its tail, credit code, company name, exact blind indexes); ``candidates`` come from the
+    truncated partial-search indexes and are confirmed row by row. A phone number or an ID
+    number is not looked for in company names (that LIKE would scan the register)."""
+    from core.api import crypto
+
+    from .fields import CONTACT_FIELDS
+    from .models import Contact
+    q = q.strip()
+    sure = [Customer.number == q.upper(), Customer.credit_code == q.upper()]
+    tail = search.number_tail_clause(Customer, q)
+    if tail is not None:
+        sure.append(tail)
+    exact = {kind: _normalise(kind, q) for kind in ("name", "phone", "id_number")}
+    if not (exact["phone"] or exact["id_number"]) and not q.isdigit():
+        sure.append(Customer.company_name.contains(q, autoescape=True))
+    contact_clauses = []
+    for kind, columns, contact_column in (
+            ("name", [Customer.name_bidx], Contact.name_bidx),
+            ("phone", [Customer.phone_bidx, Customer.phone2_bidx], Contact.phone_bidx),
+            ("id_number", [Customer.id_number_bidx], None)):
+        value = exact[kind]
+        if value:
+            digests = crypto.blind_index_candidates(FIELDS[kind].search_domain, value)
+            sure += [col.in_(digests) for col in columns]
+            if contact_column is not None:
+                contact_clauses.append(contact_column.in_(
+                    crypto.blind_index_candidates(CONTACT_FIELDS[kind].search_domain, value)))
+    if contact_clauses:
+        from sqlalchemy import or_
+        sure.append(Customer.id.in_(select(Contact.customer_id).where(or_(*contact_clauses))))
+    return sure, search.candidate_clauses(Customer, q)
+
+
+def _sort_choice(args, columns):
+    """(built-in sort key or "", module column or None, descending)."""
+    key = args.get("sort", "")
+    descending = args.get("dir") != "asc"
+    if key in services.LIST_SORTS:
+        return key, None, descending
+    return "", next((c for c in columns if c.key == key and c.sort), None), descending
+
+
 @bp.route("/")
 @require("customers.view")
 def index():
     actor = _actor()
     args = request.args
-    size = min(max(args.get("size", type=int) or current_app.config["PAGE_SIZE"], 1), MAX_PAGE_SIZE)
-    stmt = api.scoped_customers(actor)
-    status, kind, owner = args.get("status", ""), args.get("kind", ""), args.get("owner", "")
-    if status in STATUSES:
-        stmt = stmt.where(Customer.status == status)
-    if kind in CUSTOMER_KINDS:
-        stmt = stmt.where(Customer.kind == kind)
-    if owner == "me":
-        stmt = stmt.where(Customer.owner_id == actor.id)
-    elif owner == "shared":
-        stmt = stmt.where(Customer.id.in_(select(Share.customer_id).where(Share.user_id == actor.id)))
-    elif owner.isdigit():
-        stmt = stmt.where(Customer.owner_id == int(owner))
-    department = args.get("department", "")
-    if department.isdigit():
-        stmt = stmt.where(Customer.department_id == int(department))
-    extra_filters = _hook("customers.list_filters", actor)
-    for extra in extra_filters:
-        value = args.get(extra.param, "")
-        if value and value in {str(v) for v, _label in extra.choices}:
-            stmt = extra.apply(stmt, value)
+    size = args.get("size", type=int) or current_app.config["PAGE_SIZE"]
+    size = min(max(size, 1), MAX_PAGE_SIZE)
+    conditions, owner, extra_filters, _applied = list_conditions(actor, args)
+    branches = list_branches(actor, args)
+    status, kind, department = args.get("status", ""), args.get("kind", ""), args.get("department", "")
     q = args.get("q", "").strip()[:MAX_QUERY]
     search_limit, http_status = None, 200
     sensitive = [k for k in SENSITIVE_QUERY_KINDS if q and _normalise(k, q)]
@@ -188,58 +258,141 @@ def index():
         except services.SearchLimit as exc:
             db.session.commit()  # the refusal is audited
             search_limit, http_status = exc.message, 429
-    if search_limit is not None:
-        stmt = stmt.where(false())  # refused: no answer at all, whatever the number
-    elif q:
-        stmt = stmt.where(api.search_filter(q, _normalise))
-    stmt = stmt.options(selectinload(Customer.subject_key), selectinload(Customer.owner))
+    options = (selectinload(Customer.subject_key), selectinload(Customer.owner))
+    branches = [b.options(*options) for b in branches]
     columns = _hook("customers.list_columns", actor)
-    sort = next((c for c in columns if c.key == args.get("sort") and c.sort), None)
-    pager = {}
-    if sort is not None:  # a module's column: bounded OFFSET paging
+    builtin_sort, sort, descending = _sort_choice(args, columns)
+    pager, total, capped, scanned_out = {}, None, False, False
+    sure, candidates = search_clauses(q) if q and search_limit is None else ([], [])
+    if search_limit is not None:
+        rows = []  # refused: no answer at all, whatever the number
+    elif q:  # search: newest first, candidates confirmed by decrypting only what is shown
+        rows, next_after, scanned_out = services.search_page(
+            branches, q, sure, candidates, size, after=args.get("after", type=int))
+        if next_after:
+            pager["next"] = {"after": next_after}
+        if args.get("after"):
+            pager["first"] = {}
+        if not candidates:
+            from sqlalchemy import or_
+            total, capped = services.count_capped([b.where(or_(*sure)) for b in branches])
+    elif builtin_sort or sort is not None:  # a sorted list: bounded OFFSET paging
         page = min(max(args.get("page", type=int) or 1, 1), MAX_SORTED_PAGE)
-        stmt = sort.sort(stmt, args.get("dir") != "asc").order_by(Customer.id.desc())
-        rows = db.session.scalars(stmt.offset((page - 1) * size).limit(size + 1)).all()
+        stmt = api.scoped_customers(actor).where(*conditions).options(*options)
+        if owner == "me":
+            stmt = stmt.where(Customer.owner_id == actor.id)
+        elif owner == "shared":
+            stmt = stmt.where(Customer.id.in_(select(Share.customer_id).where(Share.user_id == actor.id)))
+        for extra, value in _applied:
+            stmt = extra.apply(stmt, value)
+        if builtin_sort:
+            stmt = services.sorted_statement(stmt, builtin_sort, descending)
+        else:
+            stmt = sort.sort(stmt, descending).order_by(Customer.id.desc())
+        rows = db.session.scalars(stmt.offset((page - 1) * size).limit(size + 1)).unique().all()
         if len(rows) > size and page < MAX_SORTED_PAGE:
             pager["next"] = {"page": page + 1}
         if page > 1:
             pager["prev"] = {"page": page - 1}
         rows = rows[:size]
-    else:  # the default list: keyset paging by id, newest first, no COUNT and no OFFSET
-        before, after = args.get("before", type=int), args.get("after", type=int)
-        if before:
-            rows = db.session.scalars(stmt.where(Customer.id > before).order_by(Customer.id.asc())
-                                      .limit(size + 1)).all()
-            has_prev, rows = len(rows) > size, rows[:size][::-1]
-            has_next = bool(rows)
-        else:
-            if after:
-                stmt = stmt.where(Customer.id < after)
-            rows = db.session.scalars(stmt.order_by(Customer.id.desc()).limit(size + 1)).all()
-            has_next, rows, has_prev = len(rows) > size, rows[:size], bool(after)
+        total, capped = services.count_capped(branches)
+    else:  # the default list: keyset paging by id, newest first, no OFFSET
+        rows, has_prev, has_next = services.keyset_page(
+            branches, size, after=args.get("after", type=int), before=args.get("before", type=int))
         if rows and has_next:
             pager["next"] = {"after": rows[-1].id}
         if rows and has_prev:
             pager["prev"] = {"before": rows[0].id}
+        total, capped = services.count_capped(branches)
     values = {c.key: c.values(rows) or {} for c in columns}
     if q and search_limit is None:
+        kinds = [k for k in ("phone", "id_number", "name") if _normalise(k, q)]
+        kinds += sorted(f"partial_{k}" for k in search.query_kinds(q))
         audit.record("customers.customer.searched", actor=actor, target_type="customers_customer",
-                     shown=[c.id for c in rows], query_kinds=[k for k in ("phone", "id_number", "name")
-                                                              if _normalise(k, q)])
+                     shown=[c.id for c in rows], query_kinds=kinds)
         db.session.commit()
     base_args = {k: v for k, v in args.to_dict().items() if k not in ("after", "before", "page")}
+    if not (builtin_sort or sort):  # an unknown sort (e.g. of a module disabled here) is dropped
+        base_args = {k: v for k, v in base_args.items() if k not in ("sort", "dir")}
 
     def page_url(**changes):
         return url_for("customers.index", **{**base_args, **changes})
 
+    def sort_url(key):
+        current = builtin_sort or (sort.key if sort else "")
+        direction = "asc" if current == key and descending else "desc"
+        return page_url(sort=key, dir=direction)
+
+    filter_args = {k: v for k, v in base_args.items() if k not in ("size", "sort", "dir")}
     return render_template(
         "customers/list.html", customers=rows, q=q, status=status, kind=kind, owner=owner,
         department=department, owner_choices=_owner_choices(actor), department_choices=_department_choices(actor),
         extra_filters=extra_filters, columns=columns, values=values, pager=pager, page_url=page_url,
-        sort=sort.key if sort else "", direction=args.get("dir", "desc"), mask_phone=validation.mask_phone,
+        sort=builtin_sort or (sort.key if sort else ""), direction="desc" if descending else "asc",
+        sort_url=sort_url, size=size, page_sizes=PAGE_SIZES, total=total, capped=capped,
+        count_cap=services.COUNT_CAP, scanned_out=scanned_out, filter_args=filter_args,
+        mask_phone=validation.mask_phone,
         can_create=can(actor, "customers.create"), can_import=can(actor, "customers.import"),
         can_export=can(actor, "customers.export") or can(actor, "customers.marketing_export"),
+        can_bulk_export=can(actor, "customers.export"),
+        can_reassign=actor.role == "head" and can(actor, "customers.edit"),
+        can_share=can(actor, "customers.share"),
+        reassign_owners=services.assignable_owners(actor) if actor.role == "head" else [],
+        share_users=services.share_colleagues(actor) if can(actor, "customers.share") else [],
         search_limit=search_limit), http_status
+
+
+def _bulk_ids():
+    return request.form.getlist("selected")
+
+
+def _back_to_list():
+    return redirect(safe_local_url(request.form.get("next"), url_for("customers.index")))
+
+
+@bp.route("/bulk/reassign", methods=["POST"])
+@require("customers.edit", kind="action")
+def bulk_reassign():
+    """Reassign the selected customers to another owner (department heads)."""
+    actor = _actor()
+    try:
+        changed = services.bulk_reassign(actor, _bulk_ids(), request.form.get("owner_id"))
+        db.session.commit()
+    except services.NotAllowed:
+        db.session.rollback()
+        abort(403)
+    except services.CustomerError as exc:
+        db.session.rollback()
+        message = exc.message
+        if isinstance(exc, services.InvalidData):
+            message = "; ".join(str(m) for m in exc.errors.values())
+        flash(message, "danger")
+        return _back_to_list()
+    flash(_("%(count)d customers reassigned.", count=len(changed)), "success")
+    return _back_to_list()
+
+
+@bp.route("/bulk/share", methods=["POST"])
+@require("customers.share", kind="action")
+def bulk_share():
+    """Share the selected customers with a colleague (owner or head)."""
+    actor = _actor()
+    try:
+        shared, skipped = services.bulk_share(actor, _bulk_ids(), request.form.get("user_id"))
+        db.session.commit()
+    except services.NotAllowed:
+        db.session.rollback()
+        abort(403)
+    except services.CustomerError as exc:
+        db.session.rollback()
+        message = exc.message
+        if isinstance(exc, services.InvalidData):
+            message = "; ".join(str(m) for m in exc.errors.values())
+        flash(message, "danger")
+        return _back_to_list()
+    flash(_("%(count)d customers shared (%(skipped)d already shared or owned by the colleague).",
+            count=len(shared), skipped=len(skipped)), "success")
+    return _back_to_list()
 
 
 @bp.route("/incomplete")
@@ -732,3 +885,62 @@ def unshare(customer_id, share_id):
 
 
 # The handover page (endpoint customers.handover) lives in io_views.py.
+
+
+# --- export of a selection or of the list's filter (used by the export page in io_views) -------
+
+class ExportSelection:
+    """What an export holds when it comes from the list: ``kind`` "all" (the whole remit),
+    "ids" (the selected rows) or "filter" (the list's filter and search); ``hidden`` carries it
+    through the export form; ``kwargs`` go to io.export_customers (where, keep, selection)."""
+
+    def __init__(self, kind="all", hidden=(), kwargs=None, numbers=(), description=""):
+        self.kind, self.hidden, self.kwargs = kind, list(hidden), kwargs or {}
+        self.numbers, self.description = list(numbers), description
+
+
+FILTER_KEYS = ("q", "status", "kind", "owner", "department")
+
+
+def export_selection(actor, values):
+    """The ExportSelection named by ``values`` (the export page's query string or form)."""
+    from sqlalchemy import and_, or_
+    ids = sorted({int(i) for i in values.getlist("selected") if str(i).isdigit()})
+    if ids:
+        ids = ids[:services.BULK_MAX]
+        numbers = db.session.scalars(api.scoped_customers(actor).where(Customer.id.in_(ids))
+                                     .with_only_columns(Customer.number).order_by(Customer.id)).all()
+        return ExportSelection("ids", [("selected", i) for i in ids],
+                               {"where": Customer.id.in_(ids), "selection": {"selected": numbers}},
+                               numbers=numbers)
+    if values.get("scope") != "filter":
+        return ExportSelection()
+    extra_params = [f.param for f in _hook("customers.list_filters", actor)]
+    args = {k: values.get(k, "") for k in (*FILTER_KEYS, *extra_params) if values.get(k)}
+    conditions, owner, _extra, applied = list_conditions(actor, args)
+    clauses = list(conditions)
+    if owner == "me":
+        clauses.append(Customer.owner_id == actor.id)
+    elif owner == "shared":
+        clauses.append(Customer.id.in_(select(Share.customer_id).where(Share.user_id == actor.id)))
+    for extra, value in applied:
+        clauses.append(Customer.id.in_(extra.apply(select(Customer.id), value)))
+    keep = None
+    q = args.get("q", "").strip()[:MAX_QUERY]
+    if q:
+        sure, candidates = search_clauses(q)
+        candidate_clause = or_(*[c for _key, c in candidates]) if candidates else None
+        clauses.append(or_(*sure, *([candidate_clause] if candidate_clause is not None else [])))
+        if candidate_clause is not None:
+            scoped = api.scoped_customers(actor).with_only_columns(Customer.id)
+            candidate_ids = set(db.session.scalars(scoped.where(candidate_clause)))
+            sure_ids = set(db.session.scalars(scoped.where(candidate_clause, or_(*sure))))
+
+            def keep(customer):
+                return (customer.id not in candidate_ids or customer.id in sure_ids
+                        or search.confirms(customer, q))
+    hidden = [("scope", "filter"), *args.items()]
+    # the search text itself may be personal data: only that there was one is kept
+    description = sorted(f"{k}={v}" for k, v in args.items() if k != "q") + (["search"] if q else [])
+    return ExportSelection("filter", hidden, {"where": and_(*clauses) if clauses else None, "keep": keep,
+                                              "selection": {"filter": description}})

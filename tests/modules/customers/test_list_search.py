@@ -1,0 +1,415 @@
+"""Partial search through truncated blind indexes, and the customer list: capped count, sorting,
+page size, own/shared branches, bulk reassign and share, export of a selection or a filter."""
+from __future__ import annotations
+
+import datetime
+import random
+import re
+import uuid
+from html import unescape
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, func, insert, select
+
+from core.db import db
+from modules.customers import search, services
+from modules.customers.models import Customer, Share
+from tests.conftest import csrf_token as csrf
+from tests.modules.customers import test_customers_pages as pages
+
+# the register's page fixtures and helpers
+compiled_catalogue, people, signed_in = pages.compiled_catalogue, pages.people, pages.signed_in
+make_customer, entries, found, user = pages.make_customer, pages.entries, pages.found, pages.user
+
+ID_1 = "11010519491231002X"
+ID_2 = "110101199003074477"
+PARTIAL_COLUMNS = ("name_head_bidx", "name_head2_bidx", "name_tail2_bidx", "phone_tail_bidx",
+                   "phone2_tail_bidx", "id_number_tail_bidx")
+
+
+# --- partial search ------------------------------------------------------------------------------
+
+@pytest.fixture
+def register(make_customer):
+    return {
+        "zhang3": make_customer("sales1", name="张三", phone="13800138000", id_number=ID_1),
+        "zhangsf": make_customer("sales1", name="张三丰", phone="13900139001", phone2="13700137123"),
+        "test": make_customer("sales1", name="测试张三", phone="13600136456"),
+        "li": make_customer("sales1", name="李四", phone="13500135000", id_number=ID_2),
+        "org": make_customer("sales1", "org", company_name="杭州张三贸易有限公司", phone="057188886666"),
+        "other": make_customer("sales2", name="张三", phone="13800138000"),  # another department
+    }
+
+
+def test_surname_and_name_start_or_end(signed_in, register):
+    client = signed_in("sales1")
+    r = register
+    assert found(client, "张") == {r["zhang3"], r["zhangsf"], r["org"]}  # surname (测试张三 starts otherwise); company
+    assert found(client, "张三") == {r["zhang3"], r["zhangsf"], r["test"], r["org"]}  # start, end, company
+    assert found(client, "三丰") == {r["zhangsf"]}  # given name: the end of the name
+    assert found(client, "测试") == {r["test"]}
+    assert found(client, "试张") == set()  # the middle of a name is not indexed
+
+
+def test_phone_and_id_number_tails(signed_in, register):
+    client = signed_in("sales1")
+    r = register
+    assert found(client, "8000") == {r["zhang3"]}  # never the customer outside the remit
+    assert found(client, "7123") == {r["zhangsf"]}  # the second phone
+    assert found(client, "6666") == {r["org"]}  # a landline's last digits
+    assert found(client, "138000") == {r["zhang3"]}  # more than four digits: the tail is confirmed
+    assert found(client, "002x") == {r["zhang3"]}  # ID number tail, check digit X in any case
+    assert found(client, "4477") == {r["li"]}
+    assert found(client, "9999") == set()
+
+
+def test_customer_number_tail(app, signed_in, register):
+    client = signed_in("sales1")
+    with app.app_context():
+        number = db.session.get(Customer, register["li"]).number  # KH-yyyy-000004
+    assert number.endswith("000004")
+    assert found(client, "4") == {register["li"]}
+    assert found(client, "0004") == {register["li"]}
+    assert found(client, number[-6:]) == {register["li"]}
+
+
+def test_partial_search_is_audited_without_the_query(app, signed_in, register):
+    found(signed_in("sales1"), "8000")
+    with app.app_context():
+        entry = entries("customers.customer.searched")[-1]
+        assert entry.details_dict["shown"] == [register["zhang3"]]
+        assert "partial_phone_tail" in entry.details_dict["query_kinds"]
+        assert "8000" not in entry.details
+
+
+def test_a_phone_search_reads_no_company_name_with_like(app, signed_in, register):
+    client = signed_in("sales1")
+    statements = []
+
+    def remember(conn, cursor, statement, parameters, *args):
+        statements.append(statement.lower())
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", remember)
+        try:
+            for q in ("13800138000", ID_1):
+                assert client.get("/customers/", query_string={"q": q}).status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", remember)
+    listing = [s for s in statements if "from customers_customer" in s]
+    assert listing and not any("like" in s for s in listing)
+
+
+def _bulk_register(app, n=10_000, seed=7):
+    """n customers of sales1 inserted in one statement, with the truncated indexes the model
+    would compute for random Chinese names, phones and ID numbers (the fields themselves are
+    left empty: only the indexes are under test here)."""
+    rnd = random.Random(seed)
+    surnames = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+    given = "".join({chr(0x4E00 + rnd.randrange(0x5000)) for _ in range(400)})  # given-name characters
+    with app.app_context():
+        owner = user("sales1")
+        now = datetime.datetime.now(datetime.UTC)
+        rows = []
+        for i in range(n):
+            name = rnd.choice(surnames) + "".join(rnd.choice(given) for _ in range(rnd.choice((1, 2))))
+            phone = f"+861{rnd.choice('3589')}{rnd.randrange(10**9):09d}"
+            id_tail = f"{rnd.randrange(1000):03d}{rnd.choice('0123456789X')}"
+            row = {"uid": uuid.uuid4().hex, "number": f"KH-1999-{i + 1:06d}B", "number_rev": f"KH-1999-{i + 1:06d}B"[::-1],
+                   "kind": "person", "status": "active", "status_changed_at": now, "owner_id": owner.id,
+                   "department_id": owner.department_id, "tags": "", "completeness": 0, "created_at": now,
+                   "updated_at": now, "version": 1}
+            for key in ("name_head", "name_head2", "name_tail2"):
+                row[f"{key}_bidx"] = search.partial_index(key, name)
+            row["phone_tail_bidx"] = search.partial_index("phone_tail", phone)
+            row["phone2_tail_bidx"] = None
+            row["id_number_tail_bidx"] = search.partial_index("id_number_tail", "1101011990010" + "1" + id_tail)
+            rows.append(row)
+        db.session.execute(insert(Customer.__table__), rows)
+        db.session.commit()
+
+
+def test_each_partial_index_value_covers_many_customers_on_a_register_of_10000(app, people, signed_in,
+                                                                                make_customer):
+    _bulk_register(app)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Customer)) == 10_000
+        for column in ("name_head_bidx", "name_head2_bidx", "name_tail2_bidx", "phone_tail_bidx",
+                       "id_number_tail_bidx"):
+            col = getattr(Customer, column)
+            sizes = db.session.execute(select(col, func.count()).where(col.is_not(None)).group_by(col)).all()
+            assert len(sizes) <= 2 ** search.BITS[column.removesuffix("_bidx")]
+            smallest = min(n for _v, n in sizes)
+            assert smallest > 1, f"{column}: an index value names a single customer"
+        # one bucket of the phone tail holds several different tails: the index does not tell them apart
+        tails = {f"{t:04d}" for t in range(10_000)}
+        by_bucket = {}
+        for tail in tails:
+            by_bucket.setdefault(search.partial_index("phone_tail", "+86138000" + tail), set()).add(tail)
+        assert min(len(v) for v in by_bucket.values()) > 10
+    # a real customer among them is found by its tail; its bucket-mates are checked and left out
+    mine = make_customer("sales1", name="欧阳修", phone="13812344321")
+    client = signed_in("sales1")
+    assert found(client, "4321") == {mine}
+    assert found(client, "欧阳") == {mine}
+
+
+def test_no_plaintext_and_no_untruncated_partial_index_is_stored(app, signed_in, make_customer):
+    name, phone, id_number = "鄢鹂鸾", "13987654321", ID_2
+    cid = make_customer("sales1", name=name, phone=phone, id_number=id_number)
+    client = signed_in("sales1")
+    assert found(client, "鄢") == {cid} and found(client, "4321") == {cid} and found(client, "4477") == {cid}
+    with app.app_context():
+        row = db.session.execute(select(Customer.__table__).where(Customer.id == cid)).mappings().one()
+        for column in PARTIAL_COLUMNS:
+            if row[column] is not None:  # "<key id>:<at most 8 bits>"
+                assert re.fullmatch(r"\d+:[0-9a-f]{1,2}", row[column]), column
+        assert row["phone2_tail_bidx"] is None
+        # every table, every row: none holds the name, a part of it, the phone or the ID number
+        needles = [name, name[:2], name[-2:], phone, id_number]
+        for table in db.metadata.sorted_tables:
+            if not table.name.startswith(("core_", "customers_")):
+                continue
+            for values in db.session.execute(select(table)).all():
+                blob = " ".join(str(v) for v in values)
+                assert not [n for n in needles if n in blob], table.name
+        if db.engine.dialect.name == "sqlite":
+            db.session.commit()
+            path = Path(db.engine.url.database)
+            raw = b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+            for needle in (name, name[:2], phone, id_number):
+                assert needle.encode() not in raw
+
+
+def test_reindex_rebuilds_the_partial_indexes(app, register):
+    with app.app_context():
+        before = db.session.execute(select(Customer.id, *[getattr(Customer, c) for c in PARTIAL_COLUMNS])
+                                    .order_by(Customer.id)).all()
+        db.session.execute(Customer.__table__.update().values(**{c: None for c in PARTIAL_COLUMNS}))
+        db.session.commit()
+        counts = services.reindex()
+        db.session.commit()
+        after = db.session.execute(select(Customer.id, *[getattr(Customer, c) for c in PARTIAL_COLUMNS])
+                                   .order_by(Customer.id)).all()
+        assert counts["customers_customer_partial_reindexed"] == len(register)
+        assert after == before
+
+
+def test_key_rotation_rebuilds_the_partial_indexes_under_the_new_key(app, runner, signed_in, register):
+    with app.app_context():
+        old = db.session.get(Customer, register["zhang3"]).phone_tail_bidx
+    result = runner("keys", "rotate")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        new = db.session.get(Customer, register["zhang3"]).phone_tail_bidx
+        assert new.split(":")[0] != old.split(":")[0]
+    assert found(signed_in("sales1"), "8000") == {register["zhang3"]}
+
+
+# --- the list ------------------------------------------------------------------------------------
+
+def listed(html):
+    return [int(i) for i in re.findall(r'<tr id="customer-(\d+)"', html)]
+
+
+def test_list_counts_and_caps_the_count(app, signed_in, make_customer, monkeypatch):
+    for i in range(3):
+        make_customer("sales1", name=f"客户{i}")
+    client = signed_in("sales1")
+    html = client.get("/customers/").get_data(as_text=True)
+    assert re.search(r'id="customer-count"[^>]*>\s*共 3 位客户', html)
+    monkeypatch.setattr(services, "COUNT_CAP", 2)
+    html = client.get("/customers/").get_data(as_text=True)
+    assert re.search(r'id="customer-count"[^>]*>\s*超过 2 位客户', html)
+
+
+def test_page_size_choice_and_sorting(app, signed_in, make_customer):
+    ids = [make_customer("sales1", "org", company_name=name) for name in ("乙公司", "甲公司", "丙公司")]
+    person = make_customer("sales1", name="赵六")
+    client = signed_in("sales1")
+    html = client.get("/customers/?size=20").get_data(as_text=True)
+    assert '<option value="20" selected>' in html and '<option value="100" >' in html
+    assert listed(html) == [person, *reversed(ids)]
+    html = client.get("/customers/?sort=company&dir=asc").get_data(as_text=True)
+    with app.app_context():
+        names = {i: db.session.get(Customer, i).company_name for i in ids}
+    assert listed(html) == [*sorted(ids, key=lambda i: names[i]), person]  # persons (no company) last
+    html = client.get("/customers/?sort=number&dir=asc&size=2").get_data(as_text=True)
+    assert listed(html) == ids[:2]
+    nxt = unescape(re.search(r'id="page-next" href="([^"]+)"', html).group(1))
+    assert listed(client.get(nxt).get_data(as_text=True)) == [ids[2], person]
+
+
+def test_staff_list_merges_own_and_shared_customers_newest_first(app, signed_in, make_customer):
+    mine_old = make_customer("sales1", name="甲")
+    theirs = make_customer("sales1b", name="乙")
+    mine_new = make_customer("sales1", name="丙")
+    client = signed_in("sales1")
+    statements = []
+
+    def remember(conn, cursor, statement, parameters, *args):
+        statements.append(statement.lower())
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", remember)
+        try:
+            assert listed(client.get("/customers/").get_data(as_text=True)) == [mine_new, mine_old]
+        finally:
+            event.remove(db.engine, "before_cursor_execute", remember)
+        # no shares: one keyset query of the own customers (owner_id = ?), no shared branch
+        page = [s for s in statements if "from customers_customer" in s and "order by customers_customer.id" in s]
+        assert len(page) == 1 and "and customers_customer.owner_id = ?" in page[0]
+        db.session.add(Share(customer_id=theirs, user_id=user("sales1").id, granted_by=user("head1").id))
+        db.session.commit()
+    assert listed(client.get("/customers/").get_data(as_text=True)) == [mine_new, theirs, mine_old]
+    html = client.get("/customers/?size=1").get_data(as_text=True)
+    assert listed(html) == [mine_new]
+    nxt = unescape(re.search(r'id="page-next" href="([^"]+)"', html).group(1))
+    html = client.get(nxt).get_data(as_text=True)
+    assert listed(html) == [theirs]
+    prev = unescape(re.search(r'id="page-prev" href="([^"]+)"', html).group(1))
+    assert listed(client.get(prev).get_data(as_text=True)) == [mine_new]
+    assert listed(client.get("/customers/?owner=shared").get_data(as_text=True)) == [theirs]
+    assert listed(client.get("/customers/?owner=me").get_data(as_text=True)) == [mine_new, mine_old]
+
+
+def test_bulk_reassign_by_the_head_audited_per_customer(app, signed_in, make_customer):
+    a, b, c = (make_customer("sales1", name=n) for n in ("甲", "乙", "丙"))
+    client = signed_in("head1")
+    token = csrf(client.get("/customers/").get_data(as_text=True))
+    with app.app_context():
+        target = user("sales1b").id
+        db.session.add(Share(customer_id=a, user_id=target, granted_by=user("head1").id))
+        db.session.commit()
+    response = client.post("/customers/bulk/reassign", data={"csrf_token": token, "selected": [a, b],
+                                                             "owner_id": target, "next": "/customers/"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/customers/")
+    with app.app_context():
+        owners = {i: db.session.get(Customer, i).owner_id for i in (a, b, c)}
+        assert owners == {a: target, b: target, c: user("sales1").id}
+        assert not db.session.scalars(select(Share).where(Share.customer_id == a)).all()  # now the owner
+        logged = entries("customers.customer.reassigned")
+        assert sorted(e.target_id for e in logged) == [str(a), str(b)] or sorted(
+            int(e.target_id) for e in logged) == [a, b]
+        assert all(e.details_dict["to_owner"] == target for e in logged)
+    assert "2 位客户已更换负责人" in client.get("/customers/").get_data(as_text=True)
+
+
+def test_bulk_reassign_is_refused_to_staff_and_outside_the_remit(app, signed_in, make_customer):
+    mine = make_customer("sales1", name="甲")
+    elsewhere = make_customer("sales2", name="乙")
+    sales = signed_in("sales1")
+    token = csrf(sales.get("/customers/").get_data(as_text=True))
+    with app.app_context():
+        target = user("sales1b").id
+    assert sales.post("/customers/bulk/reassign", data={"csrf_token": token, "selected": [mine],
+                                                        "owner_id": target}).status_code == 403
+    head = signed_in("head1")
+    token = csrf(head.get("/customers/").get_data(as_text=True))
+    response = head.post("/customers/bulk/reassign", data={"csrf_token": token, "selected": [mine, elsewhere],
+                                                           "owner_id": target}, follow_redirects=True)
+    assert "不在您的权限范围内" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Customer, mine).owner_id == user("sales1").id
+        assert not entries("customers.customer.reassigned")
+
+
+def test_bulk_share_by_the_owner(app, signed_in, make_customer):
+    a, b = make_customer("sales1", name="甲"), make_customer("sales1", name="乙")
+    client = signed_in("sales1")
+    token = csrf(client.get("/customers/").get_data(as_text=True))
+    with app.app_context():
+        colleague = user("sales1b").id
+    response = client.post("/customers/bulk/share", data={"csrf_token": token, "selected": [a, b], "user_id": colleague})
+    assert response.status_code == 302
+    with app.app_context():
+        assert sorted(s.customer_id for s in db.session.scalars(select(Share))) == [a, b]
+        assert len(entries("customers.customer.shared")) == 2
+    assert set(listed(signed_in("sales1b").get("/customers/").get_data(as_text=True))) == {a, b}
+    # again: nothing new, nothing duplicated
+    client.post("/customers/bulk/share", data={"csrf_token": token, "selected": [a, b], "user_id": colleague})
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Share)) == 2
+
+
+def test_export_of_the_selection_goes_through_the_export_page(app, signed_in, make_customer):
+    a, b, c = (make_customer("sales1", name=n, phone=p) for n, p in
+               (("甲", "13800138001"), ("乙", "13800138002"), ("丙", "13800138003")))
+    client = signed_in("head1")
+    page = client.get("/customers/export", query_string={"selected": [a, c]}).get_data(as_text=True)
+    with app.app_context():
+        numbers = [db.session.get(Customer, i).number for i in (a, c)]
+    assert 'id="export-selection"' in page and all(n in page for n in numbers)
+    response = client.post(f"/customers/export?selected={a}&selected={c}",
+                           data={"csrf_token": csrf(page), "reason": "季度核对", "fmt": "csv",
+                                 "selected": [a, c]})
+    assert response.status_code == 200
+    body = response.get_data().decode("utf-8-sig")
+    assert all(n in body for n in numbers) and "乙" not in body
+    with app.app_context():
+        (entry,) = entries("customers.export.completed")
+        assert entry.details_dict["rows"] == 2 and entry.details_dict["selected"] == numbers
+
+
+def test_export_of_the_current_filter(app, signed_in, make_customer):
+    a = make_customer("sales1", name="张甲")
+    make_customer("sales1", name="李乙")
+    make_customer("sales1", "org", company_name="张记商行")
+    client = signed_in("head1")
+    list_html = client.get("/customers/", query_string={"q": "张", "kind": "person"}).get_data(as_text=True)
+    link = unescape(re.search(r'id="export-filter"\s+href="([^"]+)"', list_html).group(1))
+    page = client.get(link).get_data(as_text=True)
+    assert 'id="export-selection"' in page
+    response = client.post(link, data={"csrf_token": csrf(page), "reason": "核对", "fmt": "csv"})
+    assert response.status_code == 200
+    body = response.get_data().decode("utf-8-sig")
+    with app.app_context():
+        number = db.session.get(Customer, a).number
+        (entry,) = entries("customers.export.completed")
+        assert entry.details_dict["filter"] == ["kind=person", "search"]
+    lines = [line for line in body.splitlines()[1:] if line.strip()]
+    assert len(lines) == 1 and number in lines[0]
+
+
+def test_a_selection_never_widens_the_export_beyond_the_remit(app, signed_in, make_customer):
+    mine = make_customer("sales1", name="甲方客户")
+    foreign = make_customer("sales2", name="乙方客户")
+    client = signed_in("head1")
+    page = client.get("/customers/export", query_string={"selected": [mine, foreign]}).get_data(as_text=True)
+    with app.app_context():
+        foreign_number = db.session.get(Customer, foreign).number
+    assert foreign_number not in page
+    response = client.post("/customers/export", data={"csrf_token": csrf(page), "reason": "核对", "fmt": "csv",
+                                                      "selected": [mine, foreign]})
+    body = response.get_data().decode("utf-8-sig")
+    assert "甲方客户" in body and "乙方客户" not in body and foreign_number not in body
+
+
+def test_bulk_share_of_a_customer_shared_with_me_says_why_and_changes_nothing(app, signed_in, make_customer):
+    theirs = make_customer("sales1b", name="乙")
+    with app.app_context():
+        db.session.add(Share(customer_id=theirs, user_id=user("sales1").id, granted_by=user("head1").id))
+        db.session.commit()
+        other = user("service1").id
+    client = signed_in("sales1")
+    token = csrf(client.get("/customers/").get_data(as_text=True))
+    response = client.post("/customers/bulk/share", data={"csrf_token": token, "selected": [theirs],
+                                                          "user_id": other}, follow_redirects=True)
+    assert response.status_code == 200 and "只有负责人或部门负责人" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(Share.user_id).where(Share.customer_id == theirs)).all() == [user("sales1").id]
+
+
+@pytest.mark.parametrize("key", services.LIST_SORTS)
+def test_every_builtin_sort_answers_in_both_directions(app, signed_in, make_customer, key):
+    mine = make_customer("sales1", name="甲")
+    shared = make_customer("sales1b", name="乙")
+    with app.app_context():
+        db.session.add(Share(customer_id=shared, user_id=user("sales1").id, granted_by=user("head1").id))
+        db.session.commit()
+    for direction in ("asc", "desc"):
+        for who in ("sales1", "head1"):
+            response = signed_in(who).get(f"/customers/?sort={key}&dir={direction}")
+            assert response.status_code == 200
+            assert set(listed(response.get_data(as_text=True))) == {mine, shared}
