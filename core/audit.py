@@ -24,7 +24,7 @@ from flask_login import current_user
 from sqlalchemy import DDL, event, or_, select, text
 from sqlalchemy.orm import Session
 
-from core.db import db
+from core.db import db, write_lock
 from core.models import UTCDateTime, utcnow
 
 GENESIS = "0" * 64
@@ -187,7 +187,8 @@ def _lock_chain(session):
     """Serialise chain appends: concurrent writers must not both extend the same head."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
-    # SQLite: every transaction begins IMMEDIATE (core.db_setup), so the writer already holds the lock.
+    else:  # SQLite: the transaction takes the write lock before it reads the chain's head
+        write_lock(session)
 
 
 def request_id():
