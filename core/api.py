@@ -7,7 +7,8 @@ a module's ``__init__`` may import its manifest types from here and stay import-
 What is here, by use:
 
 module contract  Manifest, Permission, MenuItem, AuditAction, HookSpec, lazy_exports, ModuleError
-data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number, next_numbers
+data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number, next_numbers,
+                 reserve_ids (primary keys for a batch insert)
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
                  safe_local_url, is_enabled
@@ -47,7 +48,7 @@ _EXPORTS = {
     "db": ("core.db", None), "User": ("core.models", None), "Department": ("core.models", None),
     "ROLES": ("core.models", None), "utcnow": ("core.models", None),
     "UTCDateTime": ("core.models", None), "next_number": ("core.numbering", None),
-    "next_numbers": ("core.numbering", None),
+    "next_numbers": ("core.numbering", None), "reserve_ids": ("core.db", None),
     "Encrypted": ("core.crypto", None), "encrypted_column": ("core.crypto", None),
     "blind_index_column": ("core.crypto", None),
     # access

@@ -17,6 +17,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from pathlib import Path
 
 from flask import current_app, g, has_app_context, has_request_context, request
@@ -129,13 +130,19 @@ class AuditEntry(db.Model):
         return json.loads(self.details or "{}")
 
     def canonical(self):
-        return json.dumps({
-            "id": self.id, "at": self.at.isoformat(timespec="microseconds"), "actor_id": self.actor_id,
-            "actor": self.actor, "role": self.role, "department_id": self.department_id,
-            "action": self.action, "result": self.result, "target_type": self.target_type,
-            "target_id": self.target_id, "details": self.details, "address": self.address,
-            "request_id": self.request_id,
-        }, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return canonical_of(self)
+
+
+_CANONICAL_KEYS = ("id", "actor_id", "actor", "role", "department_id", "action", "result", "target_type",
+                   "target_id", "details", "address", "request_id")
+
+
+def canonical_of(entry):
+    """What an entry's hash signs: its fields as canonical JSON (``entry`` an AuditEntry or an
+    object with the same attributes)."""
+    doc = {key: getattr(entry, key) for key in _CANONICAL_KEYS}
+    doc["at"] = entry.at.isoformat(timespec="microseconds")
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 # Append-only in the database itself: the application never updates or deletes an entry.
@@ -171,15 +178,16 @@ def _clean(value):
     if isinstance(value, (int, float, bool)) or value is None:
         return value
     value = str(value)
-    value = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in value)
+    if not value.isprintable():
+        value = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in value)
     if len(value) > MAX_DETAIL:
         value = value[:MAX_DETAIL] + "…[truncated]"
     return value
 
 
-def _mac(prev_hash, canonical):
+def _mac(prev_hash, canonical, key=None):
     from core import crypto
-    return hmac.new(crypto.keyring().audit_key, (prev_hash + "\n" + canonical).encode(),
+    return hmac.new(key or crypto.keyring().audit_key, (prev_hash + "\n" + canonical).encode(),
                     hashlib.sha256).hexdigest()
 
 
@@ -241,10 +249,10 @@ def record_many(action, items, *, actor=None, result="ok"):
     does for each, with the chain's head read once and the entries written in one flush (an
     import's batch). ``items`` are dicts of ``record``'s keywords: ``target`` (or ``target_type``
     and ``target_id``) and the details. Each entry is chained and signed exactly as ``record``
-    signs it, so ``verify`` checks them the same way."""
+    signs it, so ``verify`` checks them the same way. Returns how many were appended."""
     items = list(items)
     if not items:
-        return []
+        return 0
     if action not in _ACTIONS:
         raise LookupError(f"audit action {action!r} is not declared (reg.audit_actions)")
     if actor is None and has_request_context() and current_user and current_user.is_authenticated:
@@ -259,7 +267,9 @@ def record_many(action, items, *, actor=None, result="ok"):
                actor=(_clean(getattr(actor, "username", actor if isinstance(actor, str) else "")) or "")[:64],
                role=getattr(actor, "role", "") or "", department_id=getattr(actor, "department_id", None),
                address=(request.remote_addr or "") if has_request_context() else "cli", request_id=request_id())
-    entries = []
+    from core import crypto
+    key = crypto.keyring().audit_key
+    rows = []
     for item in items:
         details = dict(item)
         target = details.pop("target", None)
@@ -267,19 +277,18 @@ def record_many(action, items, *, actor=None, result="ok"):
         if target is not None:
             target_type = target_type or target.__tablename__
             target_id = target.id if target_id is None else target_id
-        entry = AuditEntry(
+        row = SimpleNamespace(
             id=prev_id + 1, at=utcnow(), action=action, result=result, **who,
             target_type=target_type or "", target_id=str(target_id if target_id is not None else ""),
             details=json.dumps({k: _clean(v) for k, v in details.items()}, ensure_ascii=False, sort_keys=True),
-            prev_hash=prev_hash, hash="")
-        entry.hash = _mac(entry.prev_hash, entry.canonical())
-        prev_id, prev_hash = entry.id, entry.hash
-        entries.append(entry)
-    session.add_all(entries)
-    session.flush()
+            prev_hash=prev_hash)
+        row.hash = _mac(row.prev_hash, canonical_of(row), key)
+        prev_id, prev_hash = row.id, row.hash
+        rows.append(vars(row))
+    session.execute(AuditEntry.__table__.insert(), rows)  # one executemany, no ORM objects
     if has_app_context():
         session.info["kehu_audit_head"] = (prev_id, prev_hash, current_app.config.get("AUDIT_CHECKPOINT_FILE"))
-    return entries
+    return len(rows)
 
 
 def count(action, *, actor=None, since=None):

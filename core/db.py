@@ -93,3 +93,24 @@ def configure_sqlite(engine):
     @event.listens_for(engine, "rollback")
     def _end(conn):
         conn.info.pop("kehu_sqlite_mode", None)
+
+
+def reserve_ids(table, count, session=None):
+    """``count`` fresh primary keys of ``table`` (a Table with an integer ``id``) for rows the caller
+    then inserts with one executemany: on PostgreSQL taken from the column's sequence, on SQLite
+    the next ones after the table's AUTOINCREMENT counter, under the write lock (which this takes),
+    so they are never handed out twice nor reuse a deleted row's id."""
+    from sqlalchemy import text
+    session = session or db.session
+    if count <= 0:
+        return []
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return list(session.execute(text(
+            "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": count}).scalars())
+    write_lock(session)
+    base = session.execute(text(
+        f'SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = :t), 0), '
+        f'coalesce((SELECT max(id) FROM "{table.name}"), 0))'), {"t": table.name}).scalar()
+    return list(range(base + 1, base + 1 + count))

@@ -98,6 +98,7 @@ def import_command(file, username, consent_channel, dry_run, quiet):
     else:
         click.echo(f"{file}: {result.created} customers imported"
                    + (f", {result.updated} updated" if result.updated else "")
+                   + (f", {result.unchanged} unchanged" if result.unchanged else "")
                    + (f", {result.consents} separate consents recorded" if result.consents else ""))
 
 

@@ -156,6 +156,7 @@ class ImportResult:
     rows: int = 0
     created: int = 0
     updated: int = 0  # rows naming the 客户编号 of a customer in the importer's remit
+    unchanged: int = 0  # such rows that changed nothing
     to_create: int = 0  # what a check (dry run) found
     to_update: int = 0
     consents: int = 0
@@ -607,18 +608,27 @@ def _changed_values(customer, values, reveal):
     return changed
 
 
-def validate_import_row(actor, kind, clean, owner, consent):
+def validate_import_row(actor, kind, clean, owner, consent, *, _memo=None):
     """The rules ``services.create_customer`` applies to one new customer, for the import's batch
     (which stores rows without going through it one by one): the owner, the department and the
     consent needed for sensitive fields. Returns (owner, clean consent or None, {field: message})."""
     from . import services
+    memo = {} if _memo is None else _memo  # an import's batch: the same owners and consent again and again
     errors = {}
-    owner = services._resolve_owner(actor, owner, errors)
+    owner_key = ("owner", getattr(owner, "id", owner))
+    if owner_key not in memo:
+        owner_errors = {}
+        memo[owner_key] = (services._resolve_owner(actor, owner, owner_errors), owner_errors)
+    owner, owner_errors = memo[owner_key]
+    errors.update(owner_errors)
     if owner is not None and actor.department_id is not None and owner.department_id != actor.department_id:
         errors["department"] = _("The department of a customer is its owner's department.")
     consent_clean = None
     if consent is not None and (consent.get("purposes") or consent.get("sensitive")):
-        consent_clean, consent_errors = services.clean_consent_data(consent)
+        consent_key = ("consent", repr(sorted(consent.items())))
+        if consent_key not in memo:
+            memo[consent_key] = services.clean_consent_data(consent)
+        consent_clean, consent_errors = memo[consent_key]
         errors.update({f"consent_{k}": v for k, v in consent_errors.items()})
     sensitive = services._has_sensitive(clean)
     if sensitive and not (consent_clean and consent_clean["sensitive"]):
@@ -632,58 +642,110 @@ def validate_import_row(actor, kind, clean, owner, consent):
 STORE_BATCH = 500  # rows numbered, flushed and audited together
 
 
-def _store_new(actor, batch, result):
-    """Create the customers of one batch: numbers reserved in one counter update, the rows and their
-    data keys flushed together, status history and consents, then one audit entry per customer
-    (and per consent) appended in one go. ``batch`` is [(row, kind, clean, owner, consent)]."""
+class _NewRow:
+    """A customer row being prepared for the batch insert: the Encrypted fields of Customer seal
+    into it exactly as into a Customer (same AAD, same blind indexes), without an ORM object."""
+
+    __tablename__ = Customer.__tablename__
+
+    def __init__(self, subject_key):
+        import uuid
+        self.uid = uuid.uuid4().hex
+        self._key = subject_key
+
+    def data_key(self):
+        return self._key
+
+
+def _store_new(actor, batch, result, memo=None):
+    """Create the customers of one batch, as ``services.create_customer`` does one by one: numbers
+    reserved in one counter update; data keys, customers, status history and consents inserted
+    with one statement per table; one audit entry per customer (and per consent) appended in one
+    go. ``batch`` is [(row, kind, clean, owner, consent)]."""
+    from sqlalchemy import insert
+
     from . import quality, services
     from .models import StatusChange
-    from core.api import next_numbers
+    from core.api import next_numbers, reserve_ids
     prepared = []
     for row, kind, clean, owner, consent in batch:
-        owner, consent_clean, errors = validate_import_row(actor, kind, clean, owner, consent)
+        owner, consent_clean, errors = validate_import_row(actor, kind, clean, owner, consent, _memo=memo)
         if errors:  # the same rules as check_rows: should not happen
             result.errors += [RowError(row, _error_column(n), str(m)) for n, m in errors.items()]
             continue
         prepared.append((kind, dict(clean), owner, consent_clean))
-    if result.errors:
+    if result.errors or not prepared:
         return
     numbers = next_numbers(services.NUMBER_PREFIX, len(prepared))
     now = utcnow()
-    created = []
-    for (kind, clean, owner, consent_clean), number in zip(prepared, numbers):
+    keys = []
+    for _item in prepared:
+        key = crypto.new_subject_key()
+        db.session.expunge(key)  # inserted below with the others, in one statement
+        keys.append(key)
+    key_table = crypto.SubjectKey.__table__
+    key_ids = reserve_ids(key_table, len(keys))
+    db.session.execute(insert(key_table), [{"id": i, "kek_id": k.kek_id, "wrapped": k.wrapped, "created_at": now}
+                                           for i, k in zip(key_ids, keys)])
+    customers, created = [], []
+    for (kind, clean, owner, consent_clean), number, key, key_id in zip(prepared, numbers, keys, key_ids):
+        key.id = key_id
         status = clean.pop("status", None) or "prospect"
-        customer = Customer(kind=kind, number=number, status=status, status_changed_at=now,
-                            owner_id=owner.id, department_id=owner.department_id,
-                            source=clean.pop("source", None), tags=clean.pop("tags", None) or "")
-        customer.data_key()
-        services._set_fields(customer, clean)
-        customer.completeness = quality.score_of(kind, clean)
-        db.session.add(customer)
-        created.append((customer, kind, clean, owner, consent_clean, status))
-    db.session.flush()
-    consents = []
-    for customer, _kind, _clean, owner, consent_clean, status in created:
-        db.session.add(StatusChange(customer_id=customer.id, from_status=None, to_status=status,
-                                    changed_by=actor.id, changed_at=now))
-        if consent_clean is not None:
-            consent = Consent(customer_id=customer.id, purposes=",".join(consent_clean["purposes"]),
-                              scope=consent_clean["scope"], sensitive=consent_clean["sensitive"],
-                              channel=consent_clean["channel"], notice_version=consent_clean["notice_version"],
-                              recorded_by=actor.id, recorded_at=now)
-            db.session.add(consent)
-            consents.append((customer, consent, consent_clean))
-    db.session.flush()
+        source, tags = clean.pop("source", None), clean.pop("tags", None) or ""
+        new = _NewRow(key)
+        for name in _COLUMN_FIELDS:
+            setattr(new, name, None)
+        for name, value in clean.items():
+            attr = vars(Customer).get(name)
+            if isinstance(attr, crypto.Encrypted):
+                attr.__set__(new, value)
+            elif name in _COLUMN_FIELDS:
+                setattr(new, name, value)
+            else:
+                raise KeyError(f"customers_customer has no field {name}")
+        values = {name: getattr(new, name) for name in _COLUMN_FIELDS}
+        values.update(uid=new.uid, number=number, kind=kind, status=status, status_changed_at=now,
+                      source=source, owner_id=owner.id, department_id=owner.department_id,
+                      tags=tags, subject_key_id=key_id,
+                      completeness=quality.score_of(kind, clean), created_at=now, updated_at=now, version=1)
+        customers.append(values)
+        created.append((number, kind, clean, owner, consent_clean, status))
+    table = Customer.__table__
+    ids = reserve_ids(table, len(customers))
+    for values, cid in zip(customers, ids):
+        values["id"] = cid
+    db.session.execute(insert(table), customers)
+    db.session.execute(insert(StatusChange.__table__), [
+        {"customer_id": cid, "from_status": None, "to_status": item[5], "reason": "", "changed_by": actor.id,
+         "changed_at": now} for cid, item in zip(ids, created)])
+    consent_rows = [(cid, item[4]) for cid, item in zip(ids, created) if item[4] is not None]
+    consent_ids = []
+    if consent_rows:
+        ctable = Consent.__table__
+        consent_ids = reserve_ids(ctable, len(consent_rows))
+        db.session.execute(insert(ctable), [
+            {"id": consent_id, "customer_id": cid, "purposes": ",".join(c["purposes"]), "scope": c["scope"],
+             "sensitive": c["sensitive"], "channel": c["channel"], "notice_version": c["notice_version"],
+             "recorded_by": actor.id, "recorded_at": now} for consent_id, (cid, c) in zip(consent_ids, consent_rows)])
     audit.record_many("customers.customer.created", [
-        {"target": customer, "kind": kind, "fields": sorted(k for k, v in clean.items() if v is not None),
-         "owner_id": owner.id} for customer, kind, clean, owner, _consent, _status in created], actor=actor)
+        {"target_type": Customer.__tablename__, "target_id": cid, "kind": kind,
+         "fields": sorted(k for k, v in clean.items() if v is not None), "owner_id": owner.id}
+        for cid, (_number, kind, clean, owner, _consent, _status) in zip(ids, created)], actor=actor)
     audit.record_many("customers.consent.recorded", [
-        {"target": customer, "consent_id": consent.id, "purposes": c["purposes"], "sensitive": c["sensitive"],
-         "channel": c["channel"], "notice_version": c["notice_version"]} for customer, consent, c in consents],
+        {"target_type": Customer.__tablename__, "target_id": cid, "consent_id": consent_id,
+         "purposes": c["purposes"], "sensitive": c["sensitive"], "channel": c["channel"],
+         "notice_version": c["notice_version"]} for (cid, c), consent_id in zip(consent_rows, consent_ids)],
         actor=actor)
     result.created += len(created)
-    result.consents += len(consents)
-    result.numbers += [customer.number for customer, *_rest in created]
+    result.consents += len(consent_rows)
+    result.numbers += [item[0] for item in created]
+
+
+# the customer's own columns a cleaned row may fill (plain fields and the ciphertext/index columns)
+_COLUMN_FIELDS = tuple(c.name for c in Customer.__table__.columns
+                       if c.name not in ("id", "uid", "number", "kind", "status", "status_changed_at", "source",
+                                         "owner_id", "department_id", "tags", "subject_key_id", "completeness",
+                                         "created_at", "updated_at", "version"))
 
 
 def _register_duplicates(actor, row, clean, elsewhere, exclude_id=None):
@@ -736,7 +798,7 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
             db.session.commit()
             return result
         step = progress("store", len(checked)) if progress else None
-        batch = []
+        batch, memo = [], {}
         for row, kind, clean, owner in checked:
             consent = None
             if consent_channel and any(clean.get(n) for n in SENSITIVE_FIELDS):
@@ -747,7 +809,8 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
                 if consent is not None and services.has_sensitive_consent(customer):
                     consent = None  # on record already
                 try:
-                    services.update_customer(actor, customer, clean, version, owner=owner, consent=consent)
+                    changed = services.update_customer(actor, customer, clean, version, owner=owner,
+                                                       consent=consent)
                 except services.StaleEdit:
                     result.errors.append(RowError(row, COLUMN_BY_KEY["number"].header, _(
                         "Customer %(number)s was changed by someone else during the import; import the "
@@ -756,22 +819,25 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
                 except services.InvalidData as exc:
                     result.errors += [RowError(row, _error_column(n), m) for n, m in _error_list(exc.errors)]
                     continue
-                result.updated += 1
+                if changed or consent is not None:
+                    result.updated += 1
+                else:
+                    result.unchanged += 1
                 result.consents += consent is not None
                 result.numbers.append(customer.number)
             else:
                 batch.append((row, kind, clean, owner, consent))
                 if len(batch) >= STORE_BATCH:
-                    _store_new(actor, batch, result)
+                    _store_new(actor, batch, result, memo)
                     batch = []
             if step is not None:
                 step(1)
         if batch and not result.errors:
-            _store_new(actor, batch, result)
+            _store_new(actor, batch, result, memo)
         if result.errors:
             db.session.rollback()
             quality.record_elsewhere(actor, elsewhere, via="import")
-            result.created = result.updated = result.consents = 0
+            result.created = result.updated = result.unchanged = result.consents = 0
             result.numbers = []
             _audit_import(actor, "customers.import.refused", fmt, result, "refused")
             db.session.commit()
