@@ -17,8 +17,8 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 from flask import current_app, g, has_app_context, has_request_context, request
 from flask_login import current_user

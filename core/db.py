@@ -110,7 +110,8 @@ def reserve_ids(table, count, session=None):
             "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
             {"t": table.name, "n": count}).scalars())
     write_lock(session)
-    base = session.execute(text(
-        f'SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = :t), 0), '
-        f'coalesce((SELECT max(id) FROM "{table.name}"), 0))'), {"t": table.name}).scalar()
+    from sqlalchemy import func, select
+    counter = session.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table.name}).scalar()
+    highest = session.execute(select(func.max(table.c.id))).scalar()
+    base = max(counter or 0, highest or 0)
     return list(range(base + 1, base + 1 + count))

@@ -664,9 +664,10 @@ def _store_new(actor, batch, result, memo=None):
     go. ``batch`` is [(row, kind, clean, owner, consent)]."""
     from sqlalchemy import insert
 
+    from core.api import next_numbers, reserve_ids
+
     from . import quality, services
     from .models import StatusChange
-    from core.api import next_numbers, reserve_ids
     prepared = []
     for row, kind, clean, owner, consent in batch:
         owner, consent_clean, errors = validate_import_row(actor, kind, clean, owner, consent, _memo=memo)
@@ -686,9 +687,9 @@ def _store_new(actor, batch, result, memo=None):
     key_table = crypto.SubjectKey.__table__
     key_ids = reserve_ids(key_table, len(keys))
     db.session.execute(insert(key_table), [{"id": i, "kek_id": k.kek_id, "wrapped": k.wrapped, "created_at": now}
-                                           for i, k in zip(key_ids, keys)])
+                                           for i, k in zip(key_ids, keys, strict=True)])
     customers, created = [], []
-    for (kind, clean, owner, consent_clean), number, key, key_id in zip(prepared, numbers, keys, key_ids):
+    for (kind, clean, owner, consent_clean), number, key, key_id in zip(prepared, numbers, keys, key_ids, strict=True):
         key.id = key_id
         status = clean.pop("status", None) or "prospect"
         source, tags = clean.pop("source", None), clean.pop("tags", None) or ""
@@ -712,13 +713,13 @@ def _store_new(actor, batch, result, memo=None):
         created.append((number, kind, clean, owner, consent_clean, status))
     table = Customer.__table__
     ids = reserve_ids(table, len(customers))
-    for values, cid in zip(customers, ids):
+    for values, cid in zip(customers, ids, strict=True):
         values["id"] = cid
     db.session.execute(insert(table), customers)
     db.session.execute(insert(StatusChange.__table__), [
         {"customer_id": cid, "from_status": None, "to_status": item[5], "reason": "", "changed_by": actor.id,
-         "changed_at": now} for cid, item in zip(ids, created)])
-    consent_rows = [(cid, item[4]) for cid, item in zip(ids, created) if item[4] is not None]
+         "changed_at": now} for cid, item in zip(ids, created, strict=True)])
+    consent_rows = [(cid, item[4]) for cid, item in zip(ids, created, strict=True) if item[4] is not None]
     consent_ids = []
     if consent_rows:
         ctable = Consent.__table__
@@ -726,15 +727,15 @@ def _store_new(actor, batch, result, memo=None):
         db.session.execute(insert(ctable), [
             {"id": consent_id, "customer_id": cid, "purposes": ",".join(c["purposes"]), "scope": c["scope"],
              "sensitive": c["sensitive"], "channel": c["channel"], "notice_version": c["notice_version"],
-             "recorded_by": actor.id, "recorded_at": now} for consent_id, (cid, c) in zip(consent_ids, consent_rows)])
+             "recorded_by": actor.id, "recorded_at": now} for consent_id, (cid, c) in zip(consent_ids, consent_rows, strict=True)])
     audit.record_many("customers.customer.created", [
         {"target_type": Customer.__tablename__, "target_id": cid, "kind": kind,
          "fields": sorted(k for k, v in clean.items() if v is not None), "owner_id": owner.id}
-        for cid, (_number, kind, clean, owner, _consent, _status) in zip(ids, created)], actor=actor)
+        for cid, (_number, kind, clean, owner, _consent, _status) in zip(ids, created, strict=True)], actor=actor)
     audit.record_many("customers.consent.recorded", [
         {"target_type": Customer.__tablename__, "target_id": cid, "consent_id": consent_id,
          "purposes": c["purposes"], "sensitive": c["sensitive"], "channel": c["channel"],
-         "notice_version": c["notice_version"]} for (cid, c), consent_id in zip(consent_rows, consent_ids)],
+         "notice_version": c["notice_version"]} for (cid, c), consent_id in zip(consent_rows, consent_ids, strict=True)],
         actor=actor)
     result.created += len(created)
     result.consents += len(consent_rows)

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 
+import pytest
 from sqlalchemy import func, select, text
 
 from core import audit
@@ -14,7 +15,14 @@ from core.audit import AuditEntry
 from core.db import db
 from modules.customers import io as cio
 from modules.customers.models import Consent, Customer, StatusChange
-from tests.modules.customers.test_io import ID_1, ID_2, csv_bytes, make_customer, people, user  # noqa: F401
+from tests.modules.customers.test_io import ID_1, ID_2, csv_bytes, make_customer, user
+
+
+@pytest.fixture
+def people(make_user):
+    return {name: make_user(name, role, dept) for name, role, dept in (
+        ("head1", "head", "D1"), ("sales1", "sales", "D1"), ("sales1b", "sales", "D1"),
+        ("head2", "head", "D2"), ("sales2", "sales", "D2"))}
 
 
 def _rows(n, start=0):
