@@ -469,7 +469,12 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
         number = values.get("number", "").strip()
         if number:
             customer = existing.get(number)
-            if customer is None:
+            first = in_file.setdefault(("number", number), row)
+            if first != row:
+                row_errors.append(RowError(row, COLUMN_BY_KEY["number"].header, _(
+                    "Same %(what)s as row %(other)d of this file.", what=COLUMN_BY_KEY["number"].header,
+                    other=first)))
+            elif customer is None:
                 row_errors.append(RowError(row, COLUMN_BY_KEY["number"].header, _(
                     "No customer %(number)s in your remit: leave 客户编号 empty to add a new customer.",
                     number=number)))

@@ -156,3 +156,13 @@ def test_an_update_keeps_the_duplicate_checks_against_other_customers(app, peopl
         assert not result.ok and "13900139000" not in str(result.errors)
         db.session.expire_all()
         assert db.session.get(Customer, a.id).phone == "+8613800138000"
+
+
+def test_the_same_customer_number_twice_in_a_file_is_refused(app, people):
+    with app.app_context():
+        a = make_customer("sales1", name="张三", phone="13800138000")
+        rows = [[a.number, "个人", "张三", "备注一"], [a.number, "个人", "张三", "备注二"]]
+        result = cio.import_customers(user("head1"), csv_bytes(rows, ["客户编号", "类型", "名称", "备注"]), "x.csv")
+        assert not result.ok and [(e.row, e.column) for e in result.errors] == [(3, "客户编号")]
+        db.session.expire_all()
+        assert db.session.get(Customer, a.id).notes is None
