@@ -261,9 +261,6 @@ def _close_all(renderers: list, owner: int) -> None:
         renderers.pop().close(kill=True)
 
 
-_RENDERER_FDS: set[int] = set()  # the parent's ends of every renderer's pipes (closed in new children)
-
-
 class _State:
     def __init__(self):
         self._lock = threading.Lock()
@@ -540,11 +537,16 @@ class _Renderer:
             pid = os.fork()
         if pid == 0:
             try:
-                os.close(self.job_w)
-                os.close(self.result_r)
-                for fd in _RENDERER_FDS:  # other renderers' pipes: theirs alone
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
+                # Keep nothing of the parent's but the two pipes: a long-lived renderer must not hold
+                # its sockets, database files or other children's pipes open (a peer waiting for EOF
+                # on one would wait for ever). What the parent's garbage held is finalised first and
+                # the rest frozen, so no later collection closes a number that now means another file.
+                gc.collect()
+                low, high = sorted((job_r, result_w))
+                os.closerange(3, low)
+                os.closerange(low + 1, high)
+                os.closerange(high + 1, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
+                gc.freeze()
                 _renderer_loop(job_r, result_w, fonts, max_memory)
             finally:
                 os._exit(1)
@@ -552,7 +554,6 @@ class _Renderer:
         self.owner = os.getpid()
         os.close(job_r)
         os.close(result_w)
-        _RENDERER_FDS.update((self.job_w, self.result_r))
 
     def fresh(self) -> bool:
         """Still there, and not idle for longer than PDF_IDLE_SECONDS (then it is replaced)."""
@@ -610,7 +611,6 @@ class _Renderer:
         if os.getpid() != self.owner:
             return
         for fd in (self.job_w, self.result_r):
-            _RENDERER_FDS.discard(fd)
             try:
                 os.close(fd)
             except OSError:
