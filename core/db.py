@@ -68,10 +68,6 @@ def configure_sqlite(engine):
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA secure_delete = ON")
         cur.execute("PRAGMA synchronous = NORMAL")
-        # 32 MiB of page cache (taken as used; SQLite's default is 2 MiB): an import of 50,000 rows
-        # into a register of 100,000 writes a dozen indexes with random keys (uid, blind indexes)
-        # and slowed fivefold once they outgrew the default
-        cur.execute("PRAGMA cache_size = -32768")
         cur.close()
 
     @event.listens_for(engine, "begin")
