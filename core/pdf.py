@@ -539,14 +539,14 @@ class _Renderer:
             try:
                 # Keep nothing of the parent's but the two pipes: a long-lived renderer must not hold
                 # its sockets, database files or other children's pipes open (a peer waiting for EOF
-                # on one would wait for ever). What the parent's garbage held is finalised first and
-                # the rest frozen, so no later collection closes a number that now means another file.
-                gc.collect()
+                # on one would wait for ever). Everything inherited is frozen first: no collection in
+                # this process walks it (which would copy the parent's whole heap page by page) or
+                # finalises an object whose descriptor number now means another file.
+                gc.freeze()
                 low, high = sorted((job_r, result_w))
                 os.closerange(3, low)
                 os.closerange(low + 1, high)
                 os.closerange(high + 1, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
-                gc.freeze()
                 _renderer_loop(job_r, result_w, fonts, max_memory)
             finally:
                 os._exit(1)
