@@ -40,10 +40,11 @@ $(VENV)/.installed: pyproject.toml tests/fixtures/kehu-notices/pyproject.toml
 venv: $(VENV)/.installed
 
 
-# Load test, not part of `make test` (bench/README.md): 50 simulated users for 60 s against
-# gunicorn on 127.0.0.1, SQLite; also PostgreSQL when LOAD_PG names a database whose public
-# schema may be dropped, e.g. make load LOAD_PG=postgresql+psycopg://postgres@127.0.0.1:5432/test
-LOAD_ARGS ?=
+# Load test, not part of `make test` (bench/README.md): 100 simulated users, signed in first, with
+# 1 s think time for 60 s against gunicorn on 127.0.0.1, SQLite; also PostgreSQL when
+# LOAD_PG names a database whose public schema may be dropped,
+# e.g. make load LOAD_PG=postgresql+psycopg://postgres@127.0.0.1:5432/kehu_load
+LOAD_ARGS ?= --users 100 --think 1 --sign-in-first --seconds 60
 LOAD_PG ?=
 load: setup
 	$(PY) bench/load.py $(LOAD_ARGS)

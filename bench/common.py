@@ -130,6 +130,20 @@ class Instance:
             if p.returncode != 0:
                 raise RuntimeError(f"kehu users create {username} failed:\n{out}\n{err[-2000:]}")
 
+    def users_in_one_process(self, specs):
+        """Create users [(username, role, department code)] in one process through
+        core.services.create_user, the service behind `kehu users create` (same checks, same
+        password hash, same audit entry), without a process start per user."""
+        with self.app_context():
+            import getpass
+
+            from core import services
+            from core.db import db
+            for username, role, dept in specs:
+                services.create_user(f"cli:{getpass.getuser()}", username, PASSWORD, role,
+                                     services.department_by_code(dept) if dept else None)
+            db.session.commit()
+
     @contextlib.contextmanager
     def app_context(self):
         """The real app, in this process, on this instance (for checks after the server stopped)."""

@@ -7,11 +7,13 @@ a module's ``__init__`` may import its manifest types from here and stay import-
 What is here, by use:
 
 module contract  Manifest, Permission, MenuItem, AuditAction, HookSpec, lazy_exports, ModuleError
-data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number
+data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number, next_numbers,
+                 reserve_ids (primary keys for a batch insert)
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
                  safe_local_url, is_enabled, role_permissions(role) (granted, before any withholding)
-audit            audit.record(action, target=..., **details), audit.count(action, actor=, since=),
+audit            audit.record(action, target=..., **details), audit.record_many(action, [details]),
+                 audit.count(action, actor=, since=),
                  AuditTarget (what the core.audit_targets hook returns),
                  audit.entries(actor=, actions=, since=, until=, limit=) -> [audit.Entry]
 hooks            hooks.call(name, *args, department_id=...), hooks.contributions(name, ...),
@@ -50,6 +52,7 @@ _EXPORTS = {
     "db": ("core.db", None), "User": ("core.models", None), "Department": ("core.models", None),
     "ROLES": ("core.models", None), "utcnow": ("core.models", None),
     "UTCDateTime": ("core.models", None), "next_number": ("core.numbering", None),
+    "next_numbers": ("core.numbering", None), "reserve_ids": ("core.db", None),
     "Encrypted": ("core.crypto", None), "encrypted_column": ("core.crypto", None),
     "blind_index_column": ("core.crypto", None),
     # access
@@ -79,7 +82,7 @@ _EXPORTS = {
 
 # Namespaces: a module calls ``audit.record(...)``, ``crypto.encrypt(...)``, ``pdf.render(...)``.
 _NAMESPACES = {
-    "audit": ("core.audit", ("record", "count", "entries", "Entry")),
+    "audit": ("core.audit", ("record", "record_many", "count", "entries", "Entry")),
     "hooks": ("core.hooks", ("call", "contributions")),
     "audit_feed": ("core.watch", ("head_id", "after", "window")),
     "pdf": ("core.pdf", ("render", "response", "PdfError")),

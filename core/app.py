@@ -165,6 +165,7 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
     cli.register_module_commands(app)
     access.check_endpoints(app)
 
+    app.before_request(_write_intent)
     app.before_request(_session_timeouts)
     app.before_request(auth.force_password_change)
     app.before_request(auth.run_gates)
@@ -180,6 +181,15 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
         from core import pdf
         pdf.init_app(app)
     return app
+
+
+def _write_intent():
+    """A request that changes things (POST, PUT, PATCH, DELETE) takes SQLite's write lock before
+    its first read, as one write transaction; a GET begins a read transaction, runs beside the
+    others, and takes the lock only for what it writes (an audit entry), see core.db."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        from core.db import write_lock
+        write_lock()
 
 
 def _session_timeouts():

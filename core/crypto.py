@@ -873,12 +873,24 @@ class Encrypted:
         token = getattr(obj, self.ct)
         if token is None:
             return None
-        return decrypt(obj.data_key(), token, self.aad(obj))
+        # Decrypted once per instance: the plaintext is kept beside the ciphertext it came from and
+        # used again only for that same ciphertext, row, field and data key (a new value, a
+        # reload from the database or another key decrypts again; a destroyed key still refuses).
+        key, aad = obj.data_key(), self.aad(obj)
+        cache = obj.__dict__.setdefault("_kehu_plaintexts", {})
+        hit = cache.get(self.name)
+        if hit is not None and hit[0] is token and hit[1] == aad and hit[2] is key:
+            _dek_of(key)
+            return hit[3]
+        plaintext = decrypt(key, token, aad)
+        cache[self.name] = (token, aad, key, plaintext)
+        return plaintext
 
     def __set__(self, obj, value):
         if obj.uid is None:
             import uuid
             obj.uid = uuid.uuid4().hex
+        obj.__dict__.get("_kehu_plaintexts", {}).pop(self.name, None)
         if value is None or value == "":
             setattr(obj, self.ct, None)
             if self.bidx:

@@ -13,10 +13,47 @@ NAMING_CONVENTION = {
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 
 
+_READ_STATEMENTS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN")
+
+
+def _sqlite_mode(conn):
+    return conn.info.get("kehu_sqlite_mode")
+
+
+def _promote(conn):
+    """Turn the connection's deferred (read) transaction into a write transaction that holds
+    SQLite's write lock: end the read snapshot and BEGIN IMMEDIATE, which waits for the lock under
+    the busy timeout. Upgrading the read transaction in place could meet "database is locked" at
+    once (SQLite gives a reader no busy wait for the write lock, and refuses a stale snapshot), so
+    the write starts on a fresh snapshot; whatever must be read and then written consistently is
+    read after this (``write_lock``, SELECT … FOR UPDATE, and every INSERT/UPDATE/DELETE call it
+    first). Nothing was written before this point, so ending the read transaction loses nothing."""
+    if conn.info.get("kehu_sqlite_mode") != "read":
+        return
+    raw = conn.connection.dbapi_connection
+    if raw.in_transaction:
+        raw.execute("COMMIT")
+    raw.execute("BEGIN IMMEDIATE")
+    conn.info["kehu_sqlite_mode"] = "write"
+
+
+def write_lock(session=None):
+    """Before reading what this transaction will then write (a chain's head, a counter), take the
+    database's write lock: on SQLite the transaction becomes a write transaction (BEGIN IMMEDIATE)
+    from here on; on PostgreSQL nothing (row locks and advisory locks do that work there)."""
+    session = session or db.session
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        _promote(conn)
+
+
 def configure_sqlite(engine):
-    """SQLite as the embedded default: WAL, foreign keys, secure deletion, and write transactions
-    that take the lock up front (BEGIN IMMEDIATE) so a reader upgrading to a writer never meets
-    "database is locked" despite the busy timeout."""
+    """SQLite as the embedded default: WAL, foreign keys, secure deletion. Transactions begin
+    DEFERRED, so readers run side by side on their WAL snapshot without the write lock (a page
+    that only reads never queues behind a writer, nor makes one wait); the first statement that
+    writes (INSERT, UPDATE, DELETE, DDL, SAVEPOINT), a SELECT … FOR UPDATE, or ``write_lock`` turns
+    the transaction into a write transaction with BEGIN IMMEDIATE first (see ``_promote``), so a
+    writer waits for the lock under the busy timeout and never meets "database is locked"."""
     from sqlalchemy import event
 
     if engine.dialect.name != "sqlite":
@@ -35,4 +72,46 @@ def configure_sqlite(engine):
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN")
+        conn.info["kehu_sqlite_mode"] = "read"
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_execute(conn, cursor, statement, parameters, context, executemany):
+        if conn.info.get("kehu_sqlite_mode") != "read":
+            return
+        head = statement.lstrip()[:8].upper()
+        if head.startswith(_READ_STATEMENTS):
+            compiled = getattr(context, "compiled", None)
+            stmt = getattr(compiled, "statement", None)
+            if getattr(stmt, "_for_update_arg", None) is None:
+                return
+        elif head.startswith("BEGIN"):
+            return
+        _promote(conn)
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _end(conn):
+        conn.info.pop("kehu_sqlite_mode", None)
+
+
+def reserve_ids(table, count, session=None):
+    """``count`` fresh primary keys of ``table`` (a Table with an integer ``id``) for rows the caller
+    then inserts with one executemany: on PostgreSQL taken from the column's sequence, on SQLite
+    the next ones after the table's AUTOINCREMENT counter, under the write lock (which this takes),
+    so they are never handed out twice nor reuse a deleted row's id."""
+    from sqlalchemy import text
+    session = session or db.session
+    if count <= 0:
+        return []
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return list(session.execute(text(
+            "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": count}).scalars())
+    write_lock(session)
+    from sqlalchemy import func, select
+    counter = session.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table.name}).scalar()
+    highest = session.execute(select(func.max(table.c.id))).scalar()
+    base = max(counter or 0, highest or 0)
+    return list(range(base + 1, base + 1 + count))

@@ -34,6 +34,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,6 +75,8 @@ DEFAULTS = {
     "PDF_MAX_CONCURRENT": 2,  # renders at once per process
     "PDF_QUEUE_TIMEOUT": 5,  # seconds to wait for a free slot before PdfBusy
     "PDF_MAX_MEMORY": 1536 * 1024 * 1024,  # address space a render may add to what it inherits, bytes
+    "PDF_RENDERS_PER_PROCESS": 20,  # a renderer process is replaced after this many documents
+    "PDF_IDLE_SECONDS": 300,  # an idle renderer process ends after this long
 }
 _MAX_OUTPUT = 256 * 1024 * 1024  # a child answering more than this is killed
 _FRAME = struct.Struct(">QI")  # pdf length, header length
@@ -245,14 +248,25 @@ def init_app(app) -> None:
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
     app.extensions[_EXTENSION] = _State()
+    if app.config.get("PDF_PREWARM", True):
+        app.before_request(_prewarm_in_background)
     for warning in check():
         app.logger.warning(warning)
+
+
+def _close_all(renderers: list, owner: int) -> None:
+    if os.getpid() != owner:  # a forked copy of the list (in a renderer): not ours to end
+        return
+    while renderers:
+        renderers.pop().close(kill=True)
 
 
 class _State:
     def __init__(self):
         self._lock = threading.Lock()
         self._semaphore: threading.BoundedSemaphore | None = None
+        self.idle: list[_Renderer] = []  # warm renderer processes waiting for a document
+        weakref.finalize(self, _close_all, self.idle, os.getpid())  # ended and reaped with the app
 
     def semaphore(self, size: int) -> threading.BoundedSemaphore:
         with self._lock:
@@ -383,34 +397,6 @@ def _limit_child(max_memory: int, timeout: float) -> None:
         resource.setrlimit(limit, (value, hard))
 
 
-def _child(html: str, fonts: dict, write_fd: int, workdir: str, max_memory: int, timeout: float) -> None:
-    """Runs in the forked child; never returns. Takes no lock another parent thread may have held
-    at fork time (fonts are passed in, WeasyPrint's log records are collected, not propagated)."""
-    blocked: list[str] = []
-    notes: list[str] = []
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        tempfile.tempdir = workdir  # WeasyPrint writes @font-face files here; the parent removes it
-        os.environ["TMPDIR"] = workdir
-        logging.getLogger("weasyprint").propagate = False
-        _limit_child(max_memory, timeout)
-        pdf, header = b"", {"ok": False}
-        try:
-            pdf = _render_in_process(html, blocked, notes, fonts)
-            header = {"ok": True}
-        except BaseException as exc:  # includes FatalURLFetchingError
-            header = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
-            pdf = b""
-        header.update(blocked=blocked, notes=notes)
-        head = json.dumps(header).encode()
-        view = memoryview(_FRAME.pack(len(pdf), len(head)) + head + pdf)
-        while view:
-            view = view[os.write(write_fd, view) :]
-    finally:
-        os._exit(0)
-
-
 def _reap(pid: int, deadline: float) -> int | None:
     """waitpid until deadline; None if the child is still running."""
     while True:
@@ -454,76 +440,225 @@ def _warm_up() -> None:
             _warm = True
 
 
-def _run_child(html: str, timeout: float, max_memory: int) -> tuple[dict, bytes]:
-    fonts = _load_fonts()  # read once in the parent; every child inherits the bytes
-    _warm_up()
-    workdir = tempfile.mkdtemp(prefix="kehu-pdf-")
-    read_fd, write_fd = os.pipe()
-    pid = None
-    reaped = False
+_prewarm_started = False
+
+
+def _prewarm_in_background() -> None:
+    """On a server's first request, load WeasyPrint and the fonts and render the warm-up document
+    in a background thread (renderer forks wait for it), so the first PDF a user asks for does not
+    pay for them. Command-line runs never serve a request and never load WeasyPrint for nothing."""
+    global _prewarm_started
+    if _prewarm_started or _warm:
+        return
+    _prewarm_started = True
+
+    def warm():
+        try:
+            _load_fonts()
+            _warm_up()
+        except Exception as exc:  # only speed is lost
+            log.warning("pdf: background warm-up failed: %s", exc)
+
+    threading.Thread(target=warm, name="kehu-pdf-warm-up", daemon=True).start()
+
+
+_JOB = struct.Struct(">QId")  # html length, workdir length, timeout
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = os.read(fd, size - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def _renderer_loop(job_fd: int, write_fd: int, fonts: dict, max_memory: int) -> None:
+    """A pooled renderer process (forked, never returns): the same limits as a one-off child
+    (RLIMIT_AS once, RLIMIT_CPU re-armed for each document), one document at a time, each in the
+    temp folder the parent made for it; ends on EOF (the parent closes it, or is gone) and after
+    any failed document (the parent then starts a fresh one)."""
+    import resource
     try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        logging.getLogger("weasyprint").propagate = False
+        _limit_child(max_memory, 3600)
+        while True:
+            head = _read_exactly(job_fd, _JOB.size)
+            if head is None:
+                return
+            html_len, dir_len, timeout = _JOB.unpack(head)
+            html = (_read_exactly(job_fd, html_len) or b"").decode("utf-8")
+            workdir = (_read_exactly(job_fd, dir_len) or b"").decode("utf-8")
+            tempfile.tempdir = workdir  # WeasyPrint writes @font-face files here; the parent removes it
+            os.environ["TMPDIR"] = workdir
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            used = int(usage.ru_utime + usage.ru_stime)
+            soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+            cpu = used + int(timeout) + 1
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu if hard == resource.RLIM_INFINITY else min(cpu, hard), hard))
+            blocked: list[str] = []
+            notes: list[str] = []
+            try:
+                pdf = _render_in_process(html, blocked, notes, fonts)
+                header = {"ok": True}
+            except BaseException as exc:  # includes FatalURLFetchingError and MemoryError
+                header = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
+                pdf = b""
+            gc.collect()  # WeasyPrint's temp files go with its objects, before the parent removes the folder
+            header.update(blocked=blocked, notes=notes)
+            head = json.dumps(header).encode()
+            view = memoryview(_FRAME.pack(len(pdf), len(head)) + head + pdf)
+            while view:
+                view = view[os.write(write_fd, view) :]
+            if not header["ok"]:
+                return
+    finally:
+        os._exit(0)
+
+
+class _Renderer:
+    """The parent's handle on one pooled renderer process."""
+
+    def __init__(self, max_memory: int, idle: float):
+        fonts = _load_fonts()
+        _warm_up()
+        job_r, self.job_w = os.pipe()
+        self.result_r, result_w = os.pipe()
+        self.max_memory = max_memory
+        self.renders = 0
+        self.started = time.monotonic()
+        self.last_used = self.started
+        self.idle_limit = idle
         with _fork_lock:
             pid = os.fork()
         if pid == 0:
             try:
-                os.close(read_fd)
-                _child(html, fonts, write_fd, workdir, max_memory, timeout)
+                # Keep nothing of the parent's but the two pipes: a long-lived renderer must not hold
+                # its sockets, database files or other children's pipes open (a peer waiting for EOF
+                # on one would wait for ever). Everything inherited is frozen first: no collection in
+                # this process walks it (which would copy the parent's whole heap page by page) or
+                # finalises an object whose descriptor number now means another file.
+                gc.freeze()
+                low, high = sorted((job_r, result_w))
+                os.closerange(3, low)
+                os.closerange(low + 1, high)
+                os.closerange(high + 1, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
+                _renderer_loop(job_r, result_w, fonts, max_memory)
             finally:
                 os._exit(1)
-        os.close(write_fd)
-        write_fd = None
+        self.pid = pid
+        self.owner = os.getpid()
+        os.close(job_r)
+        os.close(result_w)
+
+    def fresh(self) -> bool:
+        """Still there, and not idle for longer than PDF_IDLE_SECONDS (then it is replaced)."""
+        if time.monotonic() - self.last_used > self.idle_limit:
+            return False
+        try:
+            done, _status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return not done
+
+    def render(self, html: str, timeout: float) -> tuple[dict, bytes]:
+        workdir = tempfile.mkdtemp(prefix="kehu-pdf-")
+        try:
+            data, folder = html.encode("utf-8"), workdir.encode("utf-8")
+            job = _JOB.pack(len(data), len(folder), float(timeout)) + data + folder
+            view = memoryview(job)
+            while view:
+                view = view[os.write(self.job_w, view) :]
+            header, pdf = self._answer(timeout)
+            self.renders += 1
+            self.last_used = time.monotonic()
+            return header, pdf
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _answer(self, timeout: float) -> tuple[dict, bytes]:
         deadline = time.monotonic() + timeout
         buf = bytearray()
         expected = None
-        exited = False
-        status = None
         while expected is None or len(buf) < expected:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PdfError(f"timed out after {timeout}s")
-            ready, _, _ = select.select([read_fd], [], [], min(remaining, 0.05))
+            ready, _, _ = select.select([self.result_r], [], [], min(remaining, 0.05))
             if ready:
-                chunk = os.read(read_fd, 1 << 20)
+                chunk = os.read(self.result_r, 1 << 20)
                 if not chunk:
-                    break
+                    raise PdfError("render process died without an answer")
                 buf += chunk
                 if expected is None and len(buf) >= _FRAME.size:
                     pdf_len, head_len = _FRAME.unpack_from(buf)
                     expected = _FRAME.size + head_len + pdf_len
                     if expected > _MAX_OUTPUT:
                         raise PdfError(f"output of {expected} bytes is too large")
-            elif exited:
-                break  # child gone and nothing left in the pipe
-            else:
-                done, wait_status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    status, exited, reaped = wait_status, True, True
-        if expected is None or len(buf) < expected:
-            raise PdfError(f"render process died without an answer (wait status {status})")
-        if not reaped:
-            reaped = _reap(pid, time.monotonic() + 5) is not None
         pdf_len, head_len = _FRAME.unpack_from(buf)
         try:
             header = json.loads(bytes(buf[_FRAME.size : _FRAME.size + head_len]))
         except ValueError as exc:
             raise PdfError(f"unreadable answer from render process: {exc}") from None
         return header, bytes(buf[_FRAME.size + head_len :])
-    finally:
-        if write_fd is not None:
-            os.close(write_fd)
-        os.close(read_fd)
-        if pid and not reaped:
+
+    def close(self, kill: bool = False) -> None:
+        """End the process (EOF on its job pipe, or SIGKILL) and reap it: no zombie is left."""
+        if os.getpid() != self.owner:
+            return
+        for fd in (self.job_w, self.result_r):
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.close(fd)
+            except OSError:
+                pass
+        if kill:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            os.waitpid(pid, 0)
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            if _reap(self.pid, time.monotonic() + 5) is None:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+        except (ChildProcessError, ProcessLookupError):
+            pass
+
+
+def _render_pooled(state: _State, html: str, timeout: float, max_memory: int) -> tuple[dict, bytes]:
+    """Render in a warm renderer process of the pool (started on demand, at most one per render
+    slot), then put it back, or end it after PDF_RENDERS_PER_PROCESS documents or any failure."""
+    renderer = None
+    with state._lock:
+        while state.idle:
+            candidate = state.idle.pop()
+            if candidate.fresh() and candidate.max_memory == max_memory:
+                renderer = candidate
+                break
+            candidate.close(kill=True)
+    if renderer is None:
+        renderer = _Renderer(max_memory, float(_config("PDF_IDLE_SECONDS")))
+    keep = False
+    try:
+        header, pdf = renderer.render(html, timeout)
+        keep = header.get("ok") and renderer.renders < int(_config("PDF_RENDERS_PER_PROCESS"))
+        return header, pdf
+    finally:
+        if keep:
+            with state._lock:
+                state.idle.append(renderer)
+        else:
+            renderer.close(kill=True)
 
 
 def render_html_to_pdf(html: str) -> bytes:
-    """The HTML -> PDF step: allow-list fetcher, forked child with RLIMIT_AS/RLIMIT_CPU and a
-    wall-clock timeout, at most PDF_MAX_CONCURRENT at once per process. ``html`` must come from a
+    """The HTML -> PDF step: allow-list fetcher, a forked renderer process with RLIMIT_AS/RLIMIT_CPU
+    and a wall-clock timeout (kept warm in a small pool, replaced after PDF_RENDERS_PER_PROCESS
+    documents, after any failure and when it overruns), at most PDF_MAX_CONCURRENT at once per
+    process. ``html`` must come from a
     fixed, autoescaped template (use ``render``)."""
     state = current_app.extensions.get(_EXTENSION, _default_state) if has_app_context() else _default_state
     semaphore = state.semaphore(int(_config("PDF_MAX_CONCURRENT")))
@@ -533,7 +668,7 @@ def render_html_to_pdf(html: str) -> bytes:
         raise PdfBusy("render slots busy")
     started = time.monotonic()
     try:
-        header, pdf = _run_child(html, float(_config("PDF_TIMEOUT")), int(_config("PDF_MAX_MEMORY")))
+        header, pdf = _render_pooled(state, html, float(_config("PDF_TIMEOUT")), int(_config("PDF_MAX_MEMORY")))
     except PdfError as exc:
         logger.error("pdf: rendering failed: %s", exc.detail)
         raise

@@ -244,9 +244,14 @@ def mask_id_number(value) -> str:
     return _keep_ends(_text(value), 6, 4)
 
 
+_STORED_MOBILE = re.compile(r"\+861[3-9]\d{9}")
+
+
 def mask_phone(value) -> str:
     """Mobile "+8613800138000" -> "138****8000"; landline "+861012345678" -> "010-******78"."""
     text = _text(value)
+    if _STORED_MOBILE.fullmatch(text):  # the stored form of a mainland mobile: no parsing needed
+        return _keep_ends(text[3:], 3, 4)
     try:
         number = phonenumbers.parse(text.split(";", 1)[0], "CN")
     except phonenumbers.NumberParseException:

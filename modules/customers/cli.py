@@ -93,9 +93,12 @@ def import_command(file, username, consent_channel, dry_run, quiet):
         _fail(f"{file}: {len(result.errors)} errors in {result.error_rows} of {result.rows} rows; "
               "nothing imported")
     if dry_run:
-        click.echo(f"{file}: {result.rows} rows checked, no errors; nothing stored (dry run)")
+        click.echo(f"{file}: {result.rows} rows checked, no errors; nothing stored (dry run)"
+                   + (f"; {result.to_create} to create, {result.to_update} to update" if result.to_update else ""))
     else:
         click.echo(f"{file}: {result.created} customers imported"
+                   + (f", {result.updated} updated" if result.updated else "")
+                   + (f", {result.unchanged} unchanged" if result.unchanged else "")
                    + (f", {result.consents} separate consents recorded" if result.consents else ""))
 
 

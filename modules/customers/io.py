@@ -25,7 +25,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from core.api import User, audit, can, crypto, db, module_setting, scoped
+from core.api import User, audit, can, crypto, db, module_setting, scoped, utcnow
 
 from .fields import (
     CUSTOMER_KINDS,
@@ -155,6 +155,10 @@ class RowError:
 class ImportResult:
     rows: int = 0
     created: int = 0
+    updated: int = 0  # rows naming the 客户编号 of a customer in the importer's remit
+    unchanged: int = 0  # such rows that changed nothing
+    to_create: int = 0  # what a check (dry run) found
+    to_update: int = 0
     consents: int = 0
     columns: list = field(default_factory=list)
     errors: list = field(default_factory=list)
@@ -439,10 +443,13 @@ def _duplicate_keys(clean):
     return keys
 
 
-def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=None):
+def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=None, matched=None):
     """Clean every row and check it for duplicates. Writes nothing.
 
-    Returns ([(row number, kind, clean data, owner)], [RowError]). Matches outside the actor's
+    Returns ([(row number, kind, clean data, owner)], [RowError]). A row naming the 客户编号 of a
+    customer in the actor's remit updates that customer: it is put in ``matched`` as {row number:
+    (customer, version read)}, its entry carries only the changed cells (as the cleaner's input,
+    for ``services.update_customer``) and owner None when the owner stays. Matches outside the actor's
     remit are appended to ``elsewhere`` as (customer id, reason) for the caller to audit once the
     transaction is settled; more of them than the actor's duplicate checks may still meet
     (quality.probes_left) refuse the file as a whole."""
@@ -452,20 +459,51 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
     if not left:
         raise ImportFileError(str(quality.PROBE_LIMIT_MESSAGE), code="duplicate_probe_limit")
     owners = department_owners(actor)
+    existing = _existing_customers(actor, rows)
+    matched = {} if matched is None else matched
+    reveal = _reveal_levels(actor)
     cleaned, errors, in_file = [], {}, {}
     for row, values in rows:
         row_errors = errors.setdefault(row, [])
         kind = KIND_CHOICES.get(values.get("kind", "").strip().casefold())
+        number = values.get("number", "").strip()
+        if number:
+            customer = existing.get(number)
+            first = in_file.setdefault(("number", number), row)
+            if first != row:
+                row_errors.append(RowError(row, COLUMN_BY_KEY["number"].header, _(
+                    "Same %(what)s as row %(other)d of this file.", what=COLUMN_BY_KEY["number"].header,
+                    other=first)))
+            elif customer is None:
+                row_errors.append(RowError(row, COLUMN_BY_KEY["number"].header, _(
+                    "No customer %(number)s in your remit: leave 客户编号 empty to add a new customer.",
+                    number=number)))
+            elif kind is not None and kind != customer.kind:
+                row_errors.append(RowError(row, COLUMN_BY_KEY["kind"].header, _(
+                    "The type of an existing customer cannot be changed by an import.")))
+            elif kind is not None:
+                values = _changed_values(customer, values, reveal)
+                if "status" in values:
+                    row_errors.append(RowError(row, COLUMN_BY_KEY["status"].header, _(
+                        "Change the status on the customer's page (it needs a reason); the import "
+                        "leaves it as it is.")))
+                    values.pop("status")
+                matched[row] = (customer, customer.version)
         if kind is None:
             row_errors.append(RowError(row, COLUMN_BY_KEY["kind"].header, _(
                 "The customer type must be %(person)s or %(org)s.",
                 person=CUSTOMER_KINDS["person"]["zh_CN"], org=CUSTOMER_KINDS["org"]["zh_CN"])))
         else:
+            target = matched.get(row, (None, None))[0]
             data, owner = _convert(values, kind, row_errors, row, owners, actor)
-            clean, clean_errors = services.clean_customer_data(kind, data)
+            if target is not None and "owner" not in values:
+                owner = None  # unchanged
+            clean, clean_errors = services.clean_customer_data(kind, data, partial=target is not None)
             row_errors += [RowError(row, _error_column(n), m) for n, m in _error_list(clean_errors)]
             if not clean_errors:
                 sensitive = [n for n in SENSITIVE_FIELDS if clean.get(n)]
+                if target is not None and sensitive and services.has_sensitive_consent(target):
+                    sensitive = []  # the customer's separate consent is on record already
                 if sensitive and not consent_channel:
                     row_errors.append(RowError(row, _error_column(sensitive[0]), _(
                         "ID numbers and bank accounts need the customer's separate consent: confirm that "
@@ -476,13 +514,18 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
                         row_errors.append(RowError(row, _error_column(domain), _(
                             "Same %(what)s as row %(other)d of this file.", what=pick_label(label),
                             other=first)))
-                cleaned.append((row, kind, clean, owner))
+                cleaned.append((row, kind, data if target is not None else clean, owner))
         if progress is not None:
             progress(1)
-    suspects = _register_suspects([clean for _row, _kind, clean, _owner in cleaned])
-    for index, (row, _kind, clean, _owner) in enumerate(cleaned):
+    suspects = _register_suspects([services.clean_customer_data(kind, clean, partial=True)[0]
+                                   if row in matched else clean for row, kind, clean, _owner in cleaned])
+    for index, (row, kind, clean, _owner) in enumerate(cleaned):
         if index in suspects:
-            errors[row] += _register_duplicates(actor, row, clean, elsewhere)
+            target = matched.get(row, (None, None))[0]
+            if target is not None:
+                clean = services.clean_customer_data(kind, clean, partial=True)[0]
+            errors[row] += _register_duplicates(actor, row, clean, elsewhere,
+                                                exclude_id=target.id if target is not None else None)
     if len(elsewhere) > left:
         del elsewhere[left:]  # what the allowance covers is audited; the rest is not even reported
         raise ImportFileError(str(quality.PROBE_LIMIT_MESSAGE), code="duplicate_probe_limit")
@@ -530,12 +573,193 @@ def _register_suspects(cleans, chunk=500):
     return suspects
 
 
-def _register_duplicates(actor, row, clean, elsewhere):
+def _existing_customers(actor, rows, chunk=500):
+    """{customer number: customer} of the numbers the file names that are in the actor's remit
+    (a number outside it is not found, exactly like one that does not exist)."""
+    numbers = sorted({values.get("number", "").strip() for _row, values in rows} - {""})
+    found = {}
+    for start in range(0, len(numbers), chunk):
+        stmt = scoped(select(Customer), actor, Customer).where(Customer.number.in_(numbers[start:start + chunk]))
+        for customer in db.session.scalars(stmt.options(selectinload(Customer.subject_key),
+                                                        selectinload(Customer.owner))):
+            found[customer.number] = customer
+    return found
+
+
+def _reveal_levels(actor):
+    return {level for level, perm in ((L2, "customers.reveal_l2"), (L3, "customers.reveal_l3"))
+            if can(actor, perm)}
+
+
+def _changed_values(customer, values, reveal):
+    """The cells of an update row that differ from what an export shows for the customer now: a
+    cell left as exported (a masked value included) changes nothing; an emptied cell clears the
+    field (the number, type, owner and status cannot be cleared)."""
+    changed = {"kind": values.get("kind", "")}
+    for key, text in values.items():
+        if key in ("number", "kind"):
+            continue
+        text = text.strip()
+        if not text and key in ("owner", "status"):
+            continue
+        if key in FIELDS and customer.kind not in FIELDS[key].kinds and not text:
+            continue
+        try:
+            current = _value(customer, key, reveal)
+        except crypto.DecryptionError:
+            current = None
+        if text != (current or "").strip():
+            changed[key] = text
+    return changed
+
+
+def validate_import_row(actor, kind, clean, owner, consent, *, _memo=None):
+    """The rules ``services.create_customer`` applies to one new customer, for the import's batch
+    (which stores rows without going through it one by one): the owner, the department and the
+    consent needed for sensitive fields. Returns (owner, clean consent or None, {field: message})."""
+    from . import services
+    memo = {} if _memo is None else _memo  # an import's batch: the same owners and consent again and again
+    errors = {}
+    owner_key = ("owner", getattr(owner, "id", owner))
+    if owner_key not in memo:
+        owner_errors = {}
+        memo[owner_key] = (services._resolve_owner(actor, owner, owner_errors), owner_errors)
+    owner, owner_errors = memo[owner_key]
+    errors.update(owner_errors)
+    if owner is not None and actor.department_id is not None and owner.department_id != actor.department_id:
+        errors["department"] = _("The department of a customer is its owner's department.")
+    consent_clean = None
+    if consent is not None and (consent.get("purposes") or consent.get("sensitive")):
+        consent_key = ("consent", repr(sorted(consent.items())))
+        if consent_key not in memo:
+            memo[consent_key] = services.clean_consent_data(consent)
+        consent_clean, consent_errors = memo[consent_key]
+        errors.update({f"consent_{k}": v for k, v in consent_errors.items()})
+    sensitive = services._has_sensitive(clean)
+    if sensitive and not (consent_clean and consent_clean["sensitive"]):
+        message = _("An ID number or bank account may only be recorded with the customer's separate "
+                    "consent to processing sensitive personal information (PIPL art. 29).")
+        for name in sensitive:
+            errors.setdefault(name, message)
+    return owner, consent_clean, errors
+
+
+STORE_BATCH = 500  # rows numbered, flushed and audited together
+
+
+class _NewRow:
+    """A customer row being prepared for the batch insert: the Encrypted fields of Customer seal
+    into it exactly as into a Customer (same AAD, same blind indexes), without an ORM object."""
+
+    __tablename__ = Customer.__tablename__
+
+    def __init__(self, subject_key):
+        import uuid
+        self.uid = uuid.uuid4().hex
+        self._key = subject_key
+
+    def data_key(self):
+        return self._key
+
+
+def _store_new(actor, batch, result, memo=None):
+    """Create the customers of one batch, as ``services.create_customer`` does one by one: numbers
+    reserved in one counter update; data keys, customers, status history and consents inserted
+    with one statement per table; one audit entry per customer (and per consent) appended in one
+    go. ``batch`` is [(row, kind, clean, owner, consent)]."""
+    from sqlalchemy import insert
+
+    from core.api import next_numbers, reserve_ids
+
+    from . import quality, services
+    from .models import StatusChange
+    prepared = []
+    for row, kind, clean, owner, consent in batch:
+        owner, consent_clean, errors = validate_import_row(actor, kind, clean, owner, consent, _memo=memo)
+        if errors:  # the same rules as check_rows: should not happen
+            result.errors += [RowError(row, _error_column(n), str(m)) for n, m in errors.items()]
+            continue
+        prepared.append((kind, dict(clean), owner, consent_clean))
+    if result.errors or not prepared:
+        return
+    numbers = next_numbers(services.NUMBER_PREFIX, len(prepared))
+    now = utcnow()
+    keys = []
+    for _item in prepared:
+        key = crypto.new_subject_key()
+        db.session.expunge(key)  # inserted below with the others, in one statement
+        keys.append(key)
+    key_table = crypto.SubjectKey.__table__
+    key_ids = reserve_ids(key_table, len(keys))
+    db.session.execute(insert(key_table), [{"id": i, "kek_id": k.kek_id, "wrapped": k.wrapped, "created_at": now}
+                                           for i, k in zip(key_ids, keys, strict=True)])
+    customers, created = [], []
+    for (kind, clean, owner, consent_clean), number, key, key_id in zip(prepared, numbers, keys, key_ids, strict=True):
+        key.id = key_id
+        status = clean.pop("status", None) or "prospect"
+        source, tags = clean.pop("source", None), clean.pop("tags", None) or ""
+        new = _NewRow(key)
+        for name in _COLUMN_FIELDS:
+            setattr(new, name, None)
+        for name, value in clean.items():
+            attr = vars(Customer).get(name)
+            if isinstance(attr, crypto.Encrypted):
+                attr.__set__(new, value)
+            elif name in _COLUMN_FIELDS:
+                setattr(new, name, value)
+            else:
+                raise KeyError(f"customers_customer has no field {name}")
+        values = {name: getattr(new, name) for name in _COLUMN_FIELDS}
+        values.update(uid=new.uid, number=number, kind=kind, status=status, status_changed_at=now,
+                      source=source, owner_id=owner.id, department_id=owner.department_id,
+                      tags=tags, subject_key_id=key_id,
+                      completeness=quality.score_of(kind, clean), created_at=now, updated_at=now, version=1)
+        customers.append(values)
+        created.append((number, kind, clean, owner, consent_clean, status))
+    table = Customer.__table__
+    ids = reserve_ids(table, len(customers))
+    for values, cid in zip(customers, ids, strict=True):
+        values["id"] = cid
+    db.session.execute(insert(table), customers)
+    db.session.execute(insert(StatusChange.__table__), [
+        {"customer_id": cid, "from_status": None, "to_status": item[5], "reason": "", "changed_by": actor.id,
+         "changed_at": now} for cid, item in zip(ids, created, strict=True)])
+    consent_rows = [(cid, item[4]) for cid, item in zip(ids, created, strict=True) if item[4] is not None]
+    consent_ids = []
+    if consent_rows:
+        ctable = Consent.__table__
+        consent_ids = reserve_ids(ctable, len(consent_rows))
+        db.session.execute(insert(ctable), [
+            {"id": consent_id, "customer_id": cid, "purposes": ",".join(c["purposes"]), "scope": c["scope"],
+             "sensitive": c["sensitive"], "channel": c["channel"], "notice_version": c["notice_version"],
+             "recorded_by": actor.id, "recorded_at": now} for consent_id, (cid, c) in zip(consent_ids, consent_rows, strict=True)])
+    audit.record_many("customers.customer.created", [
+        {"target_type": Customer.__tablename__, "target_id": cid, "kind": kind,
+         "fields": sorted(k for k, v in clean.items() if v is not None), "owner_id": owner.id}
+        for cid, (_number, kind, clean, owner, _consent, _status) in zip(ids, created, strict=True)], actor=actor)
+    audit.record_many("customers.consent.recorded", [
+        {"target_type": Customer.__tablename__, "target_id": cid, "consent_id": consent_id,
+         "purposes": c["purposes"], "sensitive": c["sensitive"], "channel": c["channel"],
+         "notice_version": c["notice_version"]} for (cid, c), consent_id in zip(consent_rows, consent_ids, strict=True)],
+        actor=actor)
+    result.created += len(created)
+    result.consents += len(consent_rows)
+    result.numbers += [item[0] for item in created]
+
+
+# the customer's own columns a cleaned row may fill (plain fields and the ciphertext/index columns)
+_COLUMN_FIELDS = tuple(c.name for c in Customer.__table__.columns
+                       if c.name not in ("id", "uid", "number", "kind", "status", "status_changed_at", "source",
+                                         "owner_id", "department_id", "tags", "subject_key_id", "completeness",
+                                         "created_at", "updated_at", "version"))
+
+
+def _register_duplicates(actor, row, clean, elsewhere, exclude_id=None):
     """Row errors for the customers of the register this row may duplicate. One outside the
     actor's remit is reported as a possible match only: no number, holder or field (it is
     added to ``elsewhere`` for the audit trail)."""
     from . import quality
-    found = quality.find_duplicates(actor, **_lookup_keys(clean))
+    found = quality.find_duplicates(actor, **_lookup_keys(clean), exclude_id=exclude_id)
     mine, others = quality.split_by_remit(actor, found)
     errors = [RowError(row, _error_column(_REASON_FIELD.get(reason, "")), _(
         "Possible duplicate of customer %(number)s: %(reason)s.",
@@ -567,8 +791,11 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
         if not rows:
             raise ImportFileError(_("The file has a header but no customers."), code="empty")
         step = progress("check", len(rows)) if progress else None
+        matched = {}
         checked, result.errors = check_rows(actor, rows, consent_channel=consent_channel, progress=step,
-                                            elsewhere=elsewhere)
+                                            elsewhere=elsewhere, matched=matched)
+        result.to_update = sum(1 for entry in checked if entry[0] in matched)
+        result.to_create = len(checked) - result.to_update
         if result.errors or dry_run:
             db.session.rollback()
             quality.record_elsewhere(actor, elsewhere, via="import")
@@ -577,26 +804,46 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
             db.session.commit()
             return result
         step = progress("store", len(checked)) if progress else None
+        batch, memo = [], {}
         for row, kind, clean, owner in checked:
             consent = None
             if consent_channel and any(clean.get(n) for n in SENSITIVE_FIELDS):
                 consent = {"purposes": ["service", "contract"], "channel": consent_channel, "sensitive": True,
                            "scope": _("ID number and bank account (separate consent confirmed at import)")}
-            try:
-                customer = services.create_customer(actor, {**clean, "kind": kind}, owner=owner,
-                                                    department=actor.department_id, consent=consent)
-            except services.InvalidData as exc:  # the same rules as check_rows: should not happen
-                result.errors += [RowError(row, _error_column(n), m) for n, m in _error_list(exc.errors)]
-                continue
-            result.consents += consent is not None
-            result.created += 1
-            result.numbers.append(customer.number)
+            if row in matched:
+                customer, version = matched[row]
+                if consent is not None and services.has_sensitive_consent(customer):
+                    consent = None  # on record already
+                try:
+                    changed = services.update_customer(actor, customer, clean, version, owner=owner,
+                                                       consent=consent)
+                except services.StaleEdit:
+                    result.errors.append(RowError(row, COLUMN_BY_KEY["number"].header, _(
+                        "Customer %(number)s was changed by someone else during the import; import the "
+                        "file again.", number=customer.number)))
+                    break
+                except services.InvalidData as exc:
+                    result.errors += [RowError(row, _error_column(n), m) for n, m in _error_list(exc.errors)]
+                    continue
+                if changed or consent is not None:
+                    result.updated += 1
+                else:
+                    result.unchanged += 1
+                result.consents += consent is not None
+                result.numbers.append(customer.number)
+            else:
+                batch.append((row, kind, clean, owner, consent))
+                if len(batch) >= STORE_BATCH:
+                    _store_new(actor, batch, result, memo)
+                    batch = []
             if step is not None:
                 step(1)
+        if batch and not result.errors:
+            _store_new(actor, batch, result, memo)
         if result.errors:
             db.session.rollback()
             quality.record_elsewhere(actor, elsewhere, via="import")
-            result.created = result.consents = 0
+            result.created = result.updated = result.unchanged = result.consents = 0
             result.numbers = []
             _audit_import(actor, "customers.import.refused", fmt, result, "refused")
             db.session.commit()
@@ -619,7 +866,8 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
 def _audit_import(actor, action, fmt, result, outcome):
     columns = [c for c in result.columns if c != "number"]
     audit.record(action, actor=actor, result=outcome, format=fmt, rows=result.rows,
-                 created=result.created, consents=result.consents, errors=len(result.errors),
+                 created=result.created, updated=result.updated, consents=result.consents,
+                 errors=len(result.errors),
                  error_rows=result.error_rows, dry_run=result.dry_run, columns=columns,
                  error_columns=sorted({e.column for e in result.errors if e.column}))
 

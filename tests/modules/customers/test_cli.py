@@ -212,7 +212,8 @@ def test_kehu_script_runs_module_commands(tmp_path):
 def test_kill_9_in_mid_import_leaves_no_customers(tmp_path):
     env, database = _env(tmp_path)
     _kehu(env, "init", "setup")
-    path = write_csv(tmp_path / "big.csv", [["个人", f"客户{i}", f"138{i:08d}", "", ""] for i in range(2000)])
+    # big enough that storing it takes seconds even with the batched import
+    path = write_csv(tmp_path / "big.csv", [["个人", f"客户{i}", f"138{i:08d}", "", ""] for i in range(30000)])
     proc = subprocess.Popen([sys.executable, "-c", RUN, f"import|customers|{path}|--as|head1"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -1,0 +1,168 @@
+"""The batched import (issue 15) and updates through 客户编号 (issue 16 item 6): every customer
+numbered, audited and consented as one by one, the chain verifiable, and an export edited in a
+spreadsheet imported back as updates of the same customers, all or nothing."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from sqlalchemy import func, select, text
+
+from core import audit
+from core.audit import AuditEntry
+from core.db import db
+from modules.customers import io as cio
+from modules.customers.models import Consent, Customer, StatusChange
+from tests.modules.customers.test_io import ID_1, ID_2, csv_bytes, make_customer, user
+
+
+@pytest.fixture
+def people(make_user):
+    return {name: make_user(name, role, dept) for name, role, dept in (
+        ("head1", "head", "D1"), ("sales1", "sales", "D1"), ("sales1b", "sales", "D1"),
+        ("head2", "head", "D2"), ("sales2", "sales", "D2"))}
+
+
+def _rows(n, start=0):
+    return [["个人", f"客户{i}", f"139{i:08d}", "", "", "", "sales1"] for i in range(start, start + n)]
+
+
+def test_batched_import_numbers_audits_and_consents_every_customer(app, people, monkeypatch):
+    monkeypatch.setattr(cio, "STORE_BATCH", 7)  # several batches, the last one partial
+    rows = _rows(20) + [["个人", "敏感", "13700137000", ID_1, "", "", ""]]
+    with app.app_context():
+        result = cio.import_customers(user("head1"), csv_bytes(rows), "x.csv", consent_channel="paper")
+        assert result.ok and result.created == 21 and result.consents == 1
+        customers = db.session.scalars(select(Customer).order_by(Customer.id)).all()
+        assert [c.number for c in customers] == result.numbers
+        assert len(set(result.numbers)) == 21
+        seq = sorted(int(n.rsplit("-", 1)[1]) for n in result.numbers)
+        assert seq == list(range(seq[0], seq[0] + 21))  # consecutive, none lost
+        assert customers[0].name == "客户0" and customers[0].phone == "+8613900000000"
+        assert customers[-1].id_number == ID_1 and customers[-1].owner.username == "head1"
+        assert customers[3].owner.username == "sales1" and customers[3].version == 1
+        created = db.session.scalars(select(AuditEntry).where(
+            AuditEntry.action == "customers.customer.created")).all()
+        assert sorted(int(e.target_id) for e in created) == sorted(c.id for c in customers)
+        assert all(e.actor == "head1" for e in created)
+        consents = db.session.scalars(select(Consent)).all()
+        assert [c.customer_id for c in consents] == [customers[-1].id] and consents[0].sensitive
+        recorded = db.session.scalars(select(AuditEntry).where(
+            AuditEntry.action == "customers.consent.recorded")).all()
+        assert [json.loads(e.details)["consent_id"] for e in recorded] == [consents[0].id]
+        assert db.session.scalar(select(func.count()).select_from(StatusChange)) == 21
+        checked, broken = audit.verify()
+        assert broken is None and checked == db.session.scalar(select(func.count()).select_from(AuditEntry))
+        # a later single create continues the numbering and the chain
+        later = make_customer("sales1", name="后来", phone="13600136000")
+        assert int(later.number.rsplit("-", 1)[1]) == seq[-1] + 1
+        assert audit.verify()[1] is None
+
+
+def test_batched_audit_entries_are_as_tamper_evident_as_single_ones(app, people):
+    with app.app_context():
+        cio.import_customers(user("head1"), csv_bytes(_rows(5)), "x.csv")
+        ids = db.session.scalars(select(AuditEntry.id).where(
+            AuditEntry.action == "customers.customer.created").order_by(AuditEntry.id)).all()
+        assert len(ids) == 5 and audit.verify()[1] is None
+        target = ids[2]
+        db.session.execute(text("DROP TRIGGER IF EXISTS core_audit_entry_no_update"))
+        db.session.execute(text("UPDATE core_audit_entry SET target_id = '999' WHERE id = :i"), {"i": target})
+        db.session.commit()
+        assert audit.verify()[1][0] == target
+
+
+def _export(head="head1"):
+    data, _count = cio.export_customers(user(head), "csv", "核对后导回")
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+
+
+def _csv(table):
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\r\n").writerows(table)
+    return out.getvalue().encode("utf-8-sig")
+
+
+def test_export_edit_import_round_trip_updates_the_same_customers(app, people):
+    with app.app_context():
+        a = make_customer("sales1", name="张三", phone="13800138000", id_number=ID_2, notes="旧备注")
+        b = make_customer("sales1b", name="李四", phone="13900139000")
+        table = _export()
+        header = table[0]
+        assert "客户编号" in header and len(table) == 3
+        by_number = {row[header.index("客户编号")]: row for row in table[1:]}
+        by_number[a.number][header.index("备注")] = "新备注"  # edited in Excel
+        by_number[b.number][header.index("负责人")] = "sales1"  # reassigned by the head
+        table.append(["" if h not in ("类型", "名称", "手机") else {"类型": "个人", "名称": "王五",
+                                                                  "手机": "13700137000"}[h] for h in header])
+        before = {c.id: c.version for c in db.session.scalars(select(Customer))}
+
+        checked = cio.import_customers(user("head1"), _csv(table), "back.csv", dry_run=True)
+        assert checked.ok and (checked.to_create, checked.to_update) == (1, 2)
+        result = cio.import_customers(user("head1"), _csv(table), "back.csv")
+        assert result.ok, result.errors
+        assert (result.created, result.updated) == (1, 2)
+        db.session.expire_all()
+        a, b = db.session.get(Customer, a.id), db.session.get(Customer, b.id)
+        assert a.notes == "新备注" and a.id_number == ID_2  # the masked ID number was left as it was
+        assert a.phone == "+8613800138000" and a.version == before[a.id] + 1
+        assert b.owner.username == "sales1" and b.name == "李四"
+        assert db.session.scalar(select(func.count()).select_from(Customer)) == 3
+        updated = db.session.scalars(select(AuditEntry).where(
+            AuditEntry.action == "customers.customer.updated")).all()
+        assert sorted(int(e.target_id) for e in updated) == sorted([a.id, b.id])
+        assert json.loads(updated[0].details)["fields"] in (["notes"], ["owner"])
+        done = db.session.scalars(select(AuditEntry).where(
+            AuditEntry.action == "customers.import.completed")).all()[-1]
+        assert json.loads(done.details)["updated"] == 2 and json.loads(done.details)["created"] == 1
+        # the same file again changes nothing more and is not refused as duplicates of itself
+        table2 = _export()
+        again = cio.import_customers(user("head1"), _csv(table2), "again.csv")
+        assert again.ok, again.errors
+        assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+        db.session.expire_all()
+        assert db.session.get(Customer, a.id).version == before[a.id] + 1  # nothing changed: no write
+
+
+def test_a_number_outside_the_remit_or_unknown_is_a_row_error_and_nothing_is_stored(app, people):
+    with app.app_context():
+        mine = make_customer("sales1", name="张三", phone="13800138000", notes="原样")
+        theirs = make_customer("sales2", name="外部门", phone="13900139000")
+        headers = ["客户编号", "类型", "名称", "手机", "备注"]
+        rows = [[mine.number, "个人", "张三", "13800138000", "改了"],
+                [theirs.number, "个人", "外部门", "13900139000", "越权"],
+                ["KH-1999-999999", "个人", "无此人", "13700137000", ""]]
+        result = cio.import_customers(user("head1"), csv_bytes(rows, headers), "x.csv")
+        assert not result.ok and result.updated == 0 and result.created == 0
+        assert {e.row for e in result.errors} == {3, 4}
+        by_row = {row: [e for e in result.errors if e.row == row and e.column == "客户编号"] for row in (3, 4)}
+        assert by_row[3] and by_row[4]
+        # the same words for a customer elsewhere and for none: no way to probe other departments
+        assert str(by_row[3][0].message).replace(theirs.number, "N") == \
+            str(by_row[4][0].message).replace("KH-1999-999999", "N")
+        db.session.expire_all()
+        assert db.session.get(Customer, mine.id).notes == "原样"
+        assert db.session.get(Customer, theirs.id).notes is None
+
+
+def test_an_update_keeps_the_duplicate_checks_against_other_customers(app, people):
+    with app.app_context():
+        a = make_customer("sales1", name="张三", phone="13800138000")
+        make_customer("sales1", name="李四", phone="13900139000")
+        rows = [[a.number, "个人", "张三", "13900139000"]]
+        result = cio.import_customers(user("head1"), csv_bytes(rows, ["客户编号", "类型", "名称", "手机"]), "x.csv")
+        assert not result.ok and "13900139000" not in str(result.errors)
+        db.session.expire_all()
+        assert db.session.get(Customer, a.id).phone == "+8613800138000"
+
+
+def test_the_same_customer_number_twice_in_a_file_is_refused(app, people):
+    with app.app_context():
+        a = make_customer("sales1", name="张三", phone="13800138000")
+        rows = [[a.number, "个人", "张三", "备注一"], [a.number, "个人", "张三", "备注二"]]
+        result = cio.import_customers(user("head1"), csv_bytes(rows, ["客户编号", "类型", "名称", "备注"]), "x.csv")
+        assert not result.ok and [(e.row, e.column) for e in result.errors] == [(3, "客户编号")]
+        db.session.expire_all()
+        assert db.session.get(Customer, a.id).notes is None
