@@ -470,6 +470,10 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
                     row_errors.append(RowError(row, _error_column(sensitive[0]), _(
                         "ID numbers and bank accounts need the customer's separate consent: confirm that "
                         "it was collected (and how) to import this row.")))
+                elif missing := services.collection_consent_errors(
+                        clean, (), services.import_consent(clean, consent_channel)):
+                    name = next(n for n in missing if not n.startswith("consent_"))
+                    row_errors.append(RowError(row, _error_column(name), str(missing[name])))
                 for domain, value, label in _duplicate_keys(clean):
                     first = in_file.setdefault((domain, value), row)
                     if first != row:
@@ -578,10 +582,7 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
             return result
         step = progress("store", len(checked)) if progress else None
         for row, kind, clean, owner in checked:
-            consent = None
-            if consent_channel and any(clean.get(n) for n in SENSITIVE_FIELDS):
-                consent = {"purposes": ["service", "contract"], "channel": consent_channel, "sensitive": True,
-                           "scope": _("ID number and bank account (separate consent confirmed at import)")}
+            consent = services.import_consent(clean, consent_channel)
             try:
                 customer = services.create_customer(actor, {**clean, "kind": kind}, owner=owner,
                                                     department=actor.department_id, consent=consent)
