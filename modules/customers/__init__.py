@@ -27,7 +27,10 @@ EXPORTS = {
     "consent": "api", "PURPOSES": "fields",
     # export_customers(actor, fmt, reason, request=N): the one export service (masks L2/L3 unless
     # an approved disclosure request is given)
-    "export_customers": "io", "ExportError": "io",
+    "export_customers": "io", "ExportError": "io", "ExportGrant": "api",
+    # create_customer / update_customer(actor, ...) raise InvalidData (field -> message) when a
+    # field lacks the consent covering its purpose: the same rule as the register's own forms
+    "create_customer": "services", "update_customer": "services", "InvalidData": "services",
 }
 
 

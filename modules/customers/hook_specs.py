@@ -19,4 +19,8 @@ ALL = (
              "so older copies of the erased value become unreadable). Re-encrypt every value and file "
              "the module keeps under old_key with new_key (crypto.decrypt/encrypt, same AAD); return "
              "how many were re-encrypted. Called for every module, enabled or not, in the transaction."),
+    HookSpec("customers.export_grant", "export_grant(actor, request) -> ExportGrant | None",
+             "An export asks to include L2/L3 fields unmasked under the approved request ``request`` "
+             "(its id or number): return the grant if it is the actor's, approved and not produced "
+             "yet, else None. The export masks without a grant. Called for every module."),
 )
