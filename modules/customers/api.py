@@ -6,7 +6,7 @@ from sqlalchemy import func, or_, select
 
 from core.api import db, get_or_404, ownership_rule, pick, scoped
 
-from . import consent  # noqa: F401 - exported: consent.allows(customer, purpose)
+from . import consent_rules as consent  # noqa: F401 - exported: consent.allows(customer, purpose)
 from .fields import CONTACT_FIELDS, FIELDS, GENDERS, is_masked, mask_value
 from .models import Contact, Customer, Share, Transaction
 

@@ -719,7 +719,7 @@ def export_customers(actor, fmt, reason, *, marketing=False, request=None):
     of the actor (customers.export_grant): then the file carries the request's fields in clear
     text for its customers, once, under a first line naming the request."""
     from . import services
-    from .consent import allows
+    from .consent_rules import allows
     grant = None
     if request is not None and str(request).strip():
         if marketing:

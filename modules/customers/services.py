@@ -382,14 +382,14 @@ def collection_consent_errors(values, consents=(), consent=None):
     """{field: message} of the personal fields in ``values`` that may not be stored for want of a
     consent covering their purpose (consent.collection_errors): the one rule of every path that
     collects (create, edit, import, other modules through these services)."""
-    from .consent import collection_errors
+    from .consent_rules import collection_errors
     return collection_errors(values, consents, consent)
 
 
 def import_consent(values, channel):
     """The consent an import records for a row whose collection the importer confirmed (channel),
     or None when the row holds nothing that needs one."""
-    from .consent import needs_consent
+    from .consent_rules import needs_consent
     fields = needs_consent(values)
     if not channel or not fields:
         return None

@@ -26,7 +26,7 @@ from sqlalchemy.orm import selectinload
 from core.api import Department, User, audit, can, db, deny, hooks, pick, require, validation
 
 from . import api, quality, services
-from . import consent as consent_rules
+from . import consent_rules
 from .fields import (
     CHANNELS,
     CLASS_LABELS,
