@@ -263,16 +263,16 @@ def test_xlsx_export_writes_every_cell_as_a_string(app, exported):
     assert person["身份证号"].value == "110105********002X"
 
 
-def test_export_reveals_only_with_the_permissions_and_audits_it(app, people):
+def test_export_masks_even_for_a_role_that_may_reveal(app, people):
+    """Clear text only through an approved disclosure request (issue 17; tests/modules/disclosure)."""
     with app.app_context():
         make_customer("sales1", name="张三", phone="13800138000", id_number=ID_1, home_address="北京市朝阳区示例路1号")
         data, _count = cio.export_customers(user("head1"), "csv", "年度核查")
         row = next(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-        assert row["身份证号"] == ID_1 and row["家庭住址"] == "北京市朝阳区示例路1号"
-        (revealed,) = entries("customers.export.revealed")
-        assert revealed.details_dict["fields"] == ["bank_account", "birth_date", "emergency_contact",
-                                                   "home_address", "id_number"]  # birth date: from the ID
-        assert revealed.details_dict["reason"] == "年度核查" and ID_1 not in revealed.details
+        assert row["身份证号"] == "110105********002X" and row["家庭住址"] != "北京市朝阳区示例路1号"
+        assert not entries("customers.export.revealed")
+        (entry,) = entries("customers.export.completed")
+        assert entry.details_dict["revealed"] == [] and "id_number" in entry.details_dict["masked"]
 
 
 def test_export_needs_a_reason_and_is_audited_with_the_row_count(app, exported):

@@ -374,3 +374,28 @@ def test_only_the_head_appoints_and_only_within_the_department(app, login_as, pe
     # the information administrator sees the department's privacy report, not another's requests
     page = signed_in(app, login_as, "service1").get("/disclosure/").get_data(as_text=True)
     assert 'id="disclosure-report"' in page
+
+
+def test_an_information_administrator_decides_the_departments_archive_requests(app, login_as, enable_module,
+                                                                                 make_customer, people):
+    from modules.archives import services as archives
+    from modules.archives.models import AccessRequest
+    from modules.disclosure import services
+    enable_module("D1", "archives")
+    customer_id = make_customer("sales1")
+    with app.test_request_context():
+        number = db.session.get(Customer, customer_id).number
+        req = archives.create_request(user("service1"), number, "view", "核对合同",
+                                      datetime.date.today() + datetime.timedelta(days=3))
+        db.session.commit()
+        request_id = req.id
+    # a salesperson without the flag may not decide; with it, they may (and still not hand over)
+    admin = signed_in(app, login_as, "sales1b")
+    assert admin.post(f"/archives/requests/{request_id}/approve", data={"reason": ""}).status_code == 403
+    with app.test_request_context():
+        services.set_info_admin(user("head1"), user("sales1b"), True)
+        db.session.commit()
+    assert admin.post(f"/archives/requests/{request_id}/approve", data={"reason": ""}).status_code == 302
+    assert admin.get("/customers/handover").status_code == 403
+    with app.app_context():
+        assert db.session.get(AccessRequest, request_id).status == "approved"
