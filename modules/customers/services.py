@@ -311,13 +311,29 @@ def clean_consent_data(data):
     notice = _as_text(data.get("notice_version")).strip() or notice_version()
     if len(notice) > 32:
         errors["notice_version"] = _l("Too long: at most %(n)d characters.", n=32)
+    elif (published := _published_notices()) is not None and notice not in published[1]:
+        errors["notice_version"] = _l("No privacy notice of version %(v)s has been published.", v=notice)
     clean = {"purposes": purposes, "channel": channel, "scope": scope,
              "sensitive": bool(data.get("sensitive")), "notice_version": notice}
     return clean, errors
 
 
+def _published_notices():
+    """(current version, [published versions]) from the module keeping the notice's texts
+    (hook customers.privacy_notice), or None when none does."""
+    from core.api import hooks
+    for _module, answer in hooks.call("customers.privacy_notice", all_departments=True):
+        if answer:
+            return answer
+    return None
+
+
 def notice_version():
-    """The version of the privacy notice currently shown to customers (config)."""
+    """The version of the privacy notice currently shown to customers: the newest published text
+    (hook customers.privacy_notice), else the setting."""
+    published = _published_notices()
+    if published is not None:
+        return published[0]
     return str(module_setting("customers", "notice_version", "1.0"))
 
 

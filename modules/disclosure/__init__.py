@@ -48,3 +48,4 @@ def setup(reg):
     reg.hook("customers.export_grant", services.export_grant)
     reg.hook("core.work_items", services.work_items)
     reg.hook("core.audit_targets", services.audit_targets)
+    reg.hook("customers.privacy_notice", services.notice_versions)

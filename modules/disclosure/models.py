@@ -115,4 +115,22 @@ class InfoAdmin(db.Model):
     user = db.relationship("User", foreign_keys=[user_id])
 
 
-ALL = (Recipient, Request, InfoAdmin)
+class Notice(db.Model):
+    """A published version of the privacy notice (个人信息处理告知书) shown to customers before they
+    consent; a consent record names the version the customer saw (customers_consent.notice_version).
+    Published versions are never edited: a change is a new version."""
+
+    __tablename__ = "disclosure_notice"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id = db.Column(db.Integer, primary_key=True)
+    version = db.Column(db.String(32), nullable=False, unique=True)
+    title = db.Column(db.String(200), nullable=False)
+    body = db.Column(db.Text, nullable=False)
+    published_by = db.Column(db.Integer, db.ForeignKey("core_user.id"), nullable=False)
+    published_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
+
+    publisher = db.relationship("User")
+
+
+ALL = (Recipient, Request, InfoAdmin, Notice)

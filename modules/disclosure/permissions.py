@@ -5,6 +5,7 @@ VIEW = "disclosure.view"
 REQUEST = "disclosure.request"
 RECIPIENTS = "disclosure.recipients"
 ADMINS = "disclosure.info_admins"
+NOTICE = "disclosure.notice"
 
 ALL = (
     Permission(VIEW, {"zh_CN": "查看对外提供与明文导出申请（本人的；信息管理员与安全员可审批）",
@@ -18,6 +19,8 @@ ALL = (
                ("head", "security")),
     Permission(ADMINS, {"zh_CN": "指定本部门信息管理员", "en": "Appoint the department's information administrators"},
                ("head",)),
+    Permission(NOTICE, {"zh_CN": "发布个人信息处理告知书新版本", "en": "Publish a new version of the privacy notice"},
+               ("security",)),
 )
 
 
@@ -37,4 +40,6 @@ AUDIT_ACTIONS = (
     _a("disclosure.agreement.downloaded", "下载保密与数据处理协议", "Agreement downloaded"),
     _a("disclosure.info_admin.granted", "指定信息管理员", "Information administrator appointed"),
     _a("disclosure.info_admin.revoked", "取消信息管理员", "Information administrator removed"),
+    _a("disclosure.notice.published", "发布告知书新版本", "Privacy notice version published"),
+    _a("disclosure.notice.printed", "打印告知书", "Privacy notice printed"),
 )

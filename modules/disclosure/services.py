@@ -486,3 +486,52 @@ def audit_targets():
 
 def label(mapping, key):
     return pick(mapping[key]) if key in mapping else key
+
+
+# --- the privacy notice --------------------------------------------------------------------------
+
+def notices():
+    from .models import Notice
+    return db.session.scalars(select(Notice).order_by(Notice.id.desc())).all()
+
+
+def current_notice():
+    from .models import Notice
+    return db.session.scalar(select(Notice).order_by(Notice.id.desc()).limit(1))
+
+
+def notice_versions():
+    """customers.privacy_notice: (current version, [published versions]), or None before the
+    first version is published."""
+    from .models import Notice
+    versions = list(db.session.scalars(select(Notice.version).order_by(Notice.id)))
+    return (versions[-1], versions) if versions else None
+
+
+def publish_notice(actor, data):
+    """Publish a new version of the privacy notice (its full text); versions are never edited."""
+    from .models import Notice
+    from .permissions import NOTICE
+    if not can(actor, NOTICE):
+        raise DisclosureError(_l("You may not publish the privacy notice."))
+    errors = {}
+    version = _text(data.get("version"), 32, "version", errors)
+    title = _text(data.get("title"), 200, "title", errors)
+    try:
+        body = validation.clean_text(data.get("body") or "", field_kind="text").strip()
+    except validation.ValidationError as exc:
+        errors["body"], body = exc.message, ""
+    if not body and "body" not in errors:
+        errors["body"] = _l("This field is required.")
+    elif len(body) > 50000:
+        errors["body"] = _l("Too long: at most %(n)d characters.", n=50000)
+    if version and db.session.scalar(select(Notice.id).where(Notice.version == version)) is not None:
+        errors["version"] = _l("Version %(v)s has been published already: give the new text a new version.",
+                               v=version)
+    if errors:
+        raise DisclosureError(errors)
+    notice = Notice(version=version, title=title, body=body, published_by=actor.id)
+    db.session.add(notice)
+    db.session.flush()
+    audit.record("disclosure.notice.published", target=notice, actor=actor, version=version, length=len(body))
+    return notice

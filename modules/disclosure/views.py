@@ -8,12 +8,12 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from core.api import User, can, db, declared_purposes, deny, get_or_404, local_now, pick, require
+from core.api import User, can, db, declared_purposes, deny, get_or_404, local_now, pdf, pick, require, to_local
 from modules.customers import FIELDS, PURPOSES, ExportError, export_customers
 
 from . import services
-from .models import CATEGORIES, KINDS, LEGAL_BASES, STATUSES, Recipient, Request
-from .permissions import ADMINS, RECIPIENTS, REQUEST, VIEW
+from .models import CATEGORIES, KINDS, LEGAL_BASES, STATUSES, Notice, Recipient, Request
+from .permissions import ADMINS, NOTICE, RECIPIENTS, REQUEST, VIEW
 
 bp = Blueprint("disclosure", __name__, url_prefix="/disclosure", template_folder="templates")
 
@@ -246,3 +246,53 @@ def info_admins():
     admins = {a.user_id for a in services.info_admins(actor.department_id)}
     return render_template("disclosure/info_admins.html", members=services.department_members(actor),
                            admins=admins, problem=problem), status
+
+
+# --- the privacy notice --------------------------------------------------------------------------
+
+@bp.route("/notice", methods=["GET", "POST"])
+@require(VIEW, kind="form")
+def notice():
+    """The current privacy notice, its earlier versions and (security) a form for a new version."""
+    errors, values, status = {}, {}, 200
+    if request.method == "POST":
+        if not can(_actor(), NOTICE):
+            deny(NOTICE)
+        values = {k: request.form.get(k, "") for k in ("version", "title", "body")}
+        try:
+            published = services.publish_notice(_actor(), values)
+            db.session.commit()
+        except services.DisclosureError as exc:
+            db.session.rollback()
+            errors, status = exc.errors, 400
+        else:
+            flash(_("Privacy notice version %(v)s published: new consents record it.", v=published.version),
+                  "success")
+            return redirect(url_for("disclosure.notice"))
+    return render_template("disclosure/notice.html", current=services.current_notice(), notices=services.notices(),
+                           errors=errors, values=values, can_publish=can(_actor(), NOTICE)), status
+
+
+def _notice_or_404(notice_id):
+    found = db.session.get(Notice, notice_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.route("/notice/<int:notice_id>")
+@require(VIEW, kind="read")
+def notice_version(notice_id):
+    return render_template("disclosure/notice.html", current=_notice_or_404(notice_id), notices=services.notices(),
+                           errors={}, values={}, can_publish=False)
+
+
+@bp.route("/notice/<int:notice_id>/pdf")
+@require(VIEW, kind="download")
+def notice_pdf(notice_id):
+    shown = _notice_or_404(notice_id)
+    return pdf.response("disclosure/notice_pdf.html", filename=f"个人信息处理告知书-{shown.version}.pdf",
+                        action="disclosure.notice.printed", target=shown,
+                        fallback=url_for("disclosure.notice_version", notice_id=shown.id),
+                        title=shown.title, notice=shown,
+                        published=to_local(shown.published_at).strftime("%Y-%m-%d"))

@@ -1,8 +1,8 @@
-"""disclosure requests, recipients, information administrators
+"""disclosure requests, recipients, information administrators, privacy notice
 
 Revision ID: disclosure_0001
 Revises: 
-Create Date: 2026-12-01 03:32:51.070301
+Create Date: 2026-12-01 03:53:34.773886
 
 """
 from alembic import op
@@ -35,6 +35,18 @@ def upgrade():
     with op.batch_alter_table('disclosure_info_admin', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_disclosure_info_admin_department_id'), ['department_id'], unique=False)
 
+    op.create_table('disclosure_notice',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.String(length=32), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('published_by', sa.Integer(), nullable=False),
+    sa.Column('published_at', core.api.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['published_by'], ['core_user.id'], name=op.f('fk_disclosure_notice_published_by_core_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_disclosure_notice')),
+    sa.UniqueConstraint('version', name=op.f('uq_disclosure_notice_version')),
+    sqlite_autoincrement=True
+    )
     op.create_table('disclosure_recipient',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('uid', sa.String(length=32), nullable=False),
@@ -102,6 +114,7 @@ def downgrade():
 
     op.drop_table('disclosure_request')
     op.drop_table('disclosure_recipient')
+    op.drop_table('disclosure_notice')
     with op.batch_alter_table('disclosure_info_admin', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_disclosure_info_admin_department_id'))
 

@@ -399,3 +399,46 @@ def test_an_information_administrator_decides_the_departments_archive_requests(a
     assert admin.get("/customers/handover").status_code == 403
     with app.app_context():
         assert db.session.get(AccessRequest, request_id).status == "approved"
+
+
+# --- the privacy notice as versioned text ------------------------------------------------------
+
+def test_the_privacy_notice_is_versioned_text_printable_and_named_by_each_consent(app, login_as, people):
+    security = signed_in(app, login_as, "security1")
+    text = "我们为提供产品与服务收集您的姓名、电话和家庭住址。\n您可随时撤回同意。"
+    response = security.post("/disclosure/notice", data={"version": "2.0", "title": "个人信息处理告知书", "body": text})
+    assert response.status_code == 302
+    again = security.post("/disclosure/notice", data={"version": "2.0", "title": "改", "body": "改过的文本"})
+    assert again.status_code == 400 and field_error(again.get_data(as_text=True), "version")
+    sales = signed_in(app, login_as, "sales1")
+    assert sales.post("/disclosure/notice", data={"version": "3.0", "title": "x", "body": "y"}).status_code == 403
+    page = sales.get("/disclosure/notice").get_data(as_text=True)
+    assert "您可随时撤回同意" in page and 'id="notice-version">2.0<' in page
+    with app.app_context():
+        from modules.disclosure.models import Notice
+        notice_id = db.session.execute(select(Notice.id)).scalar_one()
+    pdf = sales.get(f"/disclosure/notice/{notice_id}/pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    # a consent taken now names the published version; an unpublished one is refused
+    response = sales.post("/customers/new?kind=person", data={
+        "name": "告知客户", "home_address": "北京市某路3号", "consent_purposes": ["service"], "consent_channel": "paper"})
+    assert response.status_code == 302
+    with app.test_request_context():
+        customer = db.session.execute(select(Customer)).scalar_one()
+        assert customer.consents[0].notice_version == "2.0"
+        from modules.customers import services as customer_services
+        with pytest.raises(customer_services.InvalidData) as refused:
+            customer_services.record_consent(user("sales1"), customer, ["marketing"], "", "paper", notice_version="9.9")
+        assert "notice_version" in refused.value.errors
+        assert entries("disclosure.notice.published") and entries("disclosure.notice.printed")
+
+
+def test_pages_are_in_chinese_by_default_and_english_on_request(app, login_as, people):
+    client = signed_in(app, login_as, "head1")
+    html = client.get("/disclosure/").get_data(as_text=True)
+    assert "对外提供与明文导出" in html and "第三方与受托方" in html and "本部门隐私报告" in html
+    assert "个人信息处理告知书" in client.get("/disclosure/notice").get_data(as_text=True)
+    client.post("/language", data={"locale": "en", "next": "/disclosure/"})
+    html = client.get("/disclosure/requests/new").get_data(as_text=True)
+    assert "Request a clear-text export or a disclosure" in html and "Legal basis" in html
+    assert "Recipients and processors" in client.get("/disclosure/recipients").get_data(as_text=True)
