@@ -40,7 +40,8 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 def setup(reg):
     from core.api import Purpose
 
-    from . import api, audit_targets, cli, fields, hook_specs, io_views, models, permissions, services, views, work  # noqa: F401 - io_views adds routes to views.bp
+    from . import api, audit_targets, cli, hook_specs, io_views, models, permissions, services, views, work  # noqa: F401 - io_views adds routes to views.bp
+    from .fields import PURPOSES
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -49,7 +50,7 @@ def setup(reg):
     reg.menu(*permissions.MENUS)
     reg.migrations()
     reg.record_rule(models.Customer, api.customer_rule)
-    reg.purposes(*[Purpose(key, fields.PURPOSES[key]) for key in ("service", "contract", "marketing")])
+    reg.purposes(*[Purpose(key, PURPOSES[key]) for key in ("service", "contract", "marketing")])
     reg.cli(cli.import_command, under="import")
     reg.cli(cli.export_command, under="export")
     reg.cli(cli.group)

@@ -718,7 +718,6 @@ def export_customers(actor, fmt, reason, *, marketing=False, request=None):
     L2/L3 fields are masked for everyone unless ``request`` names an approved disclosure request
     of the actor (customers.export_grant): then the file carries the request's fields in clear
     text for its customers, once, under a first line naming the request."""
-    from . import services
     from .consent_rules import allows
     grant = None
     if request is not None and str(request).strip():

@@ -25,8 +25,7 @@ from sqlalchemy.orm import selectinload
 
 from core.api import Department, User, audit, can, db, deny, hooks, pick, require, validation
 
-from . import api, quality, services
-from . import consent_rules
+from . import api, consent_rules, quality, services
 from .fields import (
     CHANNELS,
     CLASS_LABELS,

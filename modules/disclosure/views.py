@@ -8,7 +8,19 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from core.api import User, can, db, declared_purposes, deny, get_or_404, local_now, pdf, pick, require, to_local
+from core.api import (
+    User,
+    can,
+    db,
+    declared_purposes,
+    deny,
+    get_or_404,
+    local_now,
+    pdf,
+    pick,
+    require,
+    to_local,
+)
 from modules.customers import FIELDS, PURPOSES, ExportError, export_customers
 
 from . import services
