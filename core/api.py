@@ -6,7 +6,8 @@ a module's ``__init__`` may import its manifest types from here and stay import-
 
 What is here, by use:
 
-module contract  Manifest, Permission, MenuItem, AuditAction, HookSpec, lazy_exports, ModuleError
+module contract  Manifest, Permission, MenuItem, AuditAction, HookSpec, lazy_exports, ModuleError,
+                 Purpose (reg.purposes(...)), declared_purposes() -> {key: (Purpose, [modules])}
 data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number, next_numbers,
                  reserve_ids (primary keys for a batch insert)
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
@@ -48,6 +49,7 @@ _EXPORTS = {
     "MenuItem": ("core.modules", None), "AuditAction": ("core.modules", None),
     "HookSpec": ("core.modules", None), "lazy_exports": ("core.modules", None),
     "ModuleError": ("core.modules", None),
+    "Purpose": ("core.modules", None), "declared_purposes": ("core.modules", None),
     # data
     "db": ("core.db", None), "User": ("core.models", None), "Department": ("core.models", None),
     "ROLES": ("core.models", None), "utcnow": ("core.models", None),

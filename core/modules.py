@@ -95,6 +95,23 @@ class HookSpec:
 
 
 @dataclass(frozen=True)
+class Purpose:
+    """A purpose of processing customers' data (PIPL art. 6, 14) that a module declares because
+    it processes for it: ``key`` is the consent purpose a customer agrees to ("marketing",
+    "analysis", ...); several modules may declare the same purpose with the same labels. A module
+    asks the customer's consent for a declared purpose before processing (customers' consent.allows)."""
+
+    key: str
+    label: dict
+
+
+def declared_purposes(app=None):
+    """{purpose key: (Purpose, [modules declaring it])} of the running app."""
+    from flask import current_app
+    return (app or current_app).extensions.get("kehu.purposes", {})
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     version: str
@@ -353,6 +370,23 @@ class Registrar:
             _labels(action.label, f"audit action {action.name} label", self.name)
             audit.declare(action)
             self.info.contributions["audit_actions"].append(action.name)
+
+    def purposes(self, *purposes: Purpose):
+        """Declare the purposes of processing this module processes customers' data for."""
+        registry = self.app.extensions.setdefault("kehu.purposes", {})
+        for purpose in purposes:
+            if not isinstance(purpose, Purpose) or not NAME_RE.match(purpose.key or ""):
+                raise ModuleError(f"module {self.name}: purposes takes Purpose(key, labels), not {purpose!r}")
+            label = _labels(purpose.label, f"purpose {purpose.key} label", self.name)
+            known = registry.get(purpose.key)
+            if known is not None and known[0].label != label:
+                raise ModuleError(f"module {self.name}: purpose {purpose.key!r} is declared by "
+                                  f"{known[1][0]} with other labels")
+            if known is None:
+                known = registry[purpose.key] = (purpose, [])
+            if self.name not in known[1]:
+                known[1].append(self.name)
+            self.info.contributions.setdefault("purposes", []).append(purpose.key)
 
     def record_rule(self, model, rule):
         from core import access

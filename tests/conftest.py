@@ -174,7 +174,7 @@ def make_customer(app, make_user):
     salesperson would through the form: with the customer's consent (separate consent when an
     ID number or bank account is given). make_customer("sales1", name="张三", phone="13800138000");
     the owner is created (sales in D1) when missing; ``kind="org"`` takes ``company_name``."""
-    def make(owner="sales1", *, kind="person", dept="D1", consent_purposes=("service",), **fields):
+    def make(owner="sales1", *, kind="person", dept="D1", consent_purposes=("service", "analysis"), **fields):
         from modules.customers.services import create_customer
         with app.app_context():
             user = db.session.query(User).filter_by(username=owner).one_or_none()

@@ -13,7 +13,7 @@ manifest = Manifest(
     summary={"zh_CN": "客户档案编号登记、加密附件、完整性检查、查阅借阅审批、客户档案表 PDF",
              "en": "Numbered customer documents, encrypted attachments, completeness, "
                    "view/borrow approvals and the archive form PDF"},
-    depends=("customers",),
+    depends=("customers",), uses=("disclosure",),  # its information administrators also decide requests
 )
 
 # documents_of(customer_id) -> [Document]: no scope check, callers check the customer first.

@@ -22,6 +22,15 @@ EXPORTS = {
     "scoped_customers": "api", "transaction_totals": "api", "masked_fields": "api",
     "CUSTOMER_KINDS": "fields", "STATUSES": "fields", "Panel": "api", "ListColumn": "api",
     "ListFilter": "api", "customers_matching": "api", "FIELDS": "fields",
+    # consent.allows(customer, purpose), consent.allowed_clause(purpose): a module asks before it
+    # processes a customer for a purpose it declared with reg.purposes(Purpose(...))
+    "consent": "api", "PURPOSES": "fields",
+    # export_customers(actor, fmt, reason, request=N): the one export service (masks L2/L3 unless
+    # an approved disclosure request is given)
+    "export_customers": "io", "ExportError": "io", "ExportGrant": "api",
+    # create_customer / update_customer(actor, ...) raise InvalidData (field -> message) when a
+    # field lacks the consent covering its purpose: the same rule as the register's own forms
+    "create_customer": "services", "update_customer": "services", "InvalidData": "services",
 }
 
 
@@ -29,7 +38,10 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
+    from core.api import Purpose
+
     from . import api, audit_targets, cli, hook_specs, io_views, models, permissions, services, views, work  # noqa: F401 - io_views adds routes to views.bp
+    from .fields import PURPOSES
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
     reg.permissions(*permissions.ALL)
@@ -38,6 +50,7 @@ def setup(reg):
     reg.menu(*permissions.MENUS)
     reg.migrations()
     reg.record_rule(models.Customer, api.customer_rule)
+    reg.purposes(*[Purpose(key, PURPOSES[key]) for key in ("service", "contract", "marketing")])
     reg.cli(cli.import_command, under="import")
     reg.cli(cli.export_command, under="export")
     reg.cli(cli.group)

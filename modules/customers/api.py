@@ -6,6 +6,7 @@ from sqlalchemy import func, or_, select
 
 from core.api import db, get_or_404, ownership_rule, pick, scoped
 
+from . import consent_rules as consent  # noqa: F401 - exported: consent.allows(customer, purpose)
 from .fields import CONTACT_FIELDS, FIELDS, GENDERS, is_masked, mask_value
 from .models import Contact, Customer, Share, Transaction
 
@@ -150,3 +151,20 @@ class ListFilter:
     label: str
     choices: list
     apply: object
+
+
+@dataclass
+class ExportGrant:
+    """An approved request to export (or disclose) customers' data with L2/L3 fields unmasked,
+    returned by the customers.export_grant hook. ``fields``: the field names the file carries
+    (those of L2/L3 unmasked); ``customer_ids``: the customers (None: all in the actor's remit);
+    ``purpose``: the consent purpose each customer must allow (None when the legal basis is not
+    consent); ``watermark``: the first line of the file; ``produced(sha256, rows, skipped)``
+    marks the request used (the file is produced once) and audits it."""
+
+    number: str
+    fields: tuple
+    customer_ids: object
+    purpose: object
+    watermark: str
+    produced: object

@@ -110,9 +110,12 @@ def import_command(file, username, consent_channel, dry_run, quiet):
               help="Marketing list: only customers with an active marketing consent, contact columns only.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default=None,
               help="Default: from the file's extension.")
+@click.option("--request", "request", default=None,
+              help="An approved disclosure request (id or number): its fields in clear text, once.")
 @with_appcontext
-def export_command(file, reason, username, marketing, fmt):
-    """Export customers to CSV (UTF-8 with BOM) or XLSX; L2/L3 masked unless you may reveal them."""
+def export_command(file, reason, username, marketing, fmt, request):
+    """Export customers to CSV (UTF-8 with BOM) or XLSX; L2/L3 masked unless --request names an
+    approved disclosure request."""
     from . import io
     _ready()
     path = Path(file)
@@ -127,7 +130,7 @@ def export_command(file, reason, username, marketing, fmt):
     try:
         with os.fdopen(fd, "wb") as fh:
             try:
-                data, count = io.export_customers(actor, fmt, reason, marketing=marketing)
+                data, count = io.export_customers(actor, fmt, reason, marketing=marketing, request=request)
             except io.ExportError as exc:
                 _fail(exc)
             fh.write(data)

@@ -131,6 +131,20 @@ PURPOSES = {
     "contract": {"zh_CN": "订立和履行合同", "en": "Concluding and performing contracts"},
     "marketing": {"zh_CN": "营销推广", "en": "Marketing"},
     "analysis": {"zh_CN": "客户分析与分级", "en": "Customer analysis and grading"},
+    "disclosure": {"zh_CN": "向第三方提供", "en": "Disclosure to third parties"},
+}
+# Consent before collection (PIPL art. 13-14): a personal field beyond the name and the contact
+# details may only be stored while an active consent covers one of the purposes it is collected
+# for; an L2 field also needs the separate consent to sensitive data (art. 29). Fields not listed
+# here (name, phone, e-mail, an organisation's public and business-contact fields, notes) are
+# collected to reach the customer and need none.
+COLLECTION_PURPOSES = {
+    "gender": ("service", "contract"),
+    "birth_date": ("service", "contract"),
+    "id_number": ("contract", "service"),
+    "bank_account": ("contract", "service"),
+    "home_address": ("service", "contract"),
+    "emergency_contact": ("service", "contract"),
 }
 CHANNELS = {
     "paper": {"zh_CN": "纸质签字", "en": "Signed paper form"},

@@ -21,4 +21,12 @@ ALL = (
              "how many were re-encrypted. Called for every module, enabled or not, in the transaction. "
              "`kehu keys rotate --crypto` calls it with old_key == new_key: re-encrypt under the "
              "instance's new cipher suite."),
+    HookSpec("customers.export_grant", "export_grant(actor, request) -> ExportGrant | None",
+             "An export asks to include L2/L3 fields unmasked under the approved request ``request`` "
+             "(its id or number): return the grant if it is the actor's, approved and not produced "
+             "yet, else None. The export masks without a grant. Called for every module."),
+    HookSpec("customers.privacy_notice", "privacy_notice() -> (current version, [published versions]) | None",
+             "The privacy notice kept as versioned text by a module: a consent records the version the "
+             "customer saw, which must be a published one (the current one by default). Called for every "
+             "module; without an answer the version is the setting CUSTOMERS_NOTICE_VERSION."),
 )

@@ -508,6 +508,10 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
                     row_errors.append(RowError(row, _error_column(sensitive[0]), _(
                         "ID numbers and bank accounts need the customer's separate consent: confirm that "
                         "it was collected (and how) to import this row.")))
+                elif missing := services.collection_consent_errors(
+                        clean, (), services.import_consent(clean, consent_channel)):
+                    name = next(n for n in missing if not n.startswith("consent_"))
+                    row_errors.append(RowError(row, _error_column(name), str(missing[name])))
                 for domain, value, label in _duplicate_keys(clean):
                     first = in_file.setdefault((domain, value), row)
                     if first != row:
@@ -806,13 +810,11 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
         step = progress("store", len(checked)) if progress else None
         batch, memo = [], {}
         for row, kind, clean, owner in checked:
-            consent = None
-            if consent_channel and any(clean.get(n) for n in SENSITIVE_FIELDS):
-                consent = {"purposes": ["service", "contract"], "channel": consent_channel, "sensitive": True,
-                           "scope": _("ID number and bank account (separate consent confirmed at import)")}
+            consent = services.import_consent(clean, consent_channel)
             if row in matched:
                 customer, version = matched[row]
-                if consent is not None and services.has_sensitive_consent(customer):
+                if consent is not None and (services.has_sensitive_consent(customer) if consent["sensitive"]
+                                            else any(c.active for c in customer.consents)):
                     consent = None  # on record already
                 try:
                     changed = services.update_customer(actor, customer, clean, version, owner=owner,
@@ -950,18 +952,38 @@ def _has_marketing_consent(services, customer):
     return True
 
 
-def export_customers(actor, fmt, reason, *, marketing=False, where=None, keep=None, selection=None):
+def _export_grant(actor, request):
+    """The approved request ``request`` (id or number) of the actor, from the module that keeps
+    requests (hook customers.export_grant), or ExportError."""
+    from core.api import hooks
+    for _module, grant in hooks.call("customers.export_grant", actor, request, all_departments=True):
+        if grant is not None:
+            return grant
+    raise ExportError(_("Request %(request)s is not an approved disclosure request of yours that is still "
+                        "to be produced.", request=request))
+
+
+def export_customers(actor, fmt, reason, *, marketing=False, request=None, where=None, keep=None, selection=None):
     """The export file as bytes, audited (with the reason and row count) and committed before it
     is returned: an export the trail cannot record is not handed out.
+
+    L2/L3 fields are masked for everyone unless ``request`` names an approved disclosure request
+    of the actor (customers.export_grant): then the file carries the request's fields in clear
+    text for its customers, once, under a first line naming the request.
 
     ``where`` (SQL clause) and ``keep`` (customer -> bool) narrow the export to a selection or
     the customer list's filter; ``selection`` (extra audit details: "selected" customer numbers
     or the list's "filter") describes it in the audit entry."""
-    from . import services
+    from .consent_rules import allows
+    grant = None
+    if request is not None and str(request).strip():
+        if marketing:
+            raise ExportError(_("A marketing list is never exported in clear text."))
+        grant = _export_grant(actor, str(request).strip())
     if fmt not in FORMATS:
         raise ExportError(_("Choose CSV or XLSX as the export format."))
     permission = "customers.marketing_export" if marketing else "customers.export"
-    if not can(actor, permission):
+    if grant is None and not can(actor, permission):  # an approved request is its own authority
         raise ExportError(_("You may not export marketing lists.") if marketing
                           else _("You may not export customers."))
     reason = " ".join((reason or "").split())
@@ -970,11 +992,20 @@ def export_customers(actor, fmt, reason, *, marketing=False, where=None, keep=No
     if len(reason) > 500:
         raise ExportError(_("The reason must have at most 500 characters."))
     keys = MARKETING_COLUMNS if marketing else tuple(c.key for c in COLUMNS)
-    reveal = {level for level, perm in ((L2, "customers.reveal_l2"), (L3, "customers.reveal_l3"))
-              if can(actor, perm)}
-    rows, unreadable = [], 0
+    reveal = set()  # clear text only through an approved request (issue 17), whatever the role
+    if grant is not None:
+        keys = ("number", "kind", "display_name") + tuple(c.key for c in COLUMNS if c.key in grant.fields
+                                                          and c.key not in ("number", "kind", "display_name"))
+        reveal = {L2, L3}
+    rows, unreadable, skipped = [], 0, 0
+    wanted = None if grant is None or grant.customer_ids is None else set(grant.customer_ids)
     for customer in _customers(actor, marketing, where):
-        if marketing and not _has_marketing_consent(services, customer):
+        if marketing and not allows(customer, "marketing"):
+            continue
+        if wanted is not None and customer.id not in wanted:
+            continue
+        if grant is not None and grant.purpose and not allows(customer, grant.purpose):
+            skipped += 1  # no consent to this purpose (e.g. disclosure to third parties): left out
             continue
         if keep is not None and not keep(customer):
             continue
@@ -983,29 +1014,40 @@ def export_customers(actor, fmt, reason, *, marketing=False, where=None, keep=No
         except crypto.DecryptionError:  # a destroyed (crypto-shredded) customer has nothing to export
             unreadable += 1
     headers = [COLUMN_BY_KEY[k].header for k in keys]
-    data = write_csv(headers, rows) if fmt == "csv" else write_xlsx(headers, rows)
+    watermark = grant.watermark if grant is not None else None
+    data = (write_csv(headers, rows, watermark=watermark) if fmt == "csv"
+            else write_xlsx(headers, rows, watermark=watermark))
     revealed = sorted(k for k in keys if k in FIELDS and column_level(k) in reveal)
     masked = sorted(k for k in keys if k in FIELDS and column_level(k) in (L2, L3) and k not in revealed)
+    extra = {}
+    if grant is not None:
+        import hashlib
+        extra = {"request": grant.number, "sha256": hashlib.sha256(data).hexdigest(), "skipped_no_consent": skipped}
     audit.record("customers.export.completed", actor=actor, format=fmt, marketing=marketing,
                  reason=reason, rows=len(rows), columns=list(keys), masked=masked, revealed=revealed,
-                 unreadable=unreadable, **(selection or {}))
+                 unreadable=unreadable, **extra, **(selection or {}))
+    if grant is not None:
+        grant.produced(extra["sha256"], len(rows), skipped)
     if revealed and rows:
         audit.record("customers.export.revealed", actor=actor, fields=revealed, rows=len(rows), reason=reason)
     db.session.commit()
     return data, len(rows)
 
 
-def write_csv(headers, rows) -> bytes:
-    """UTF-8 with BOM (so Excel opens it as UTF-8), RFC 4180 quoting, formulas neutralised."""
+def write_csv(headers, rows, *, watermark=None) -> bytes:
+    """UTF-8 with BOM (so Excel opens it as UTF-8), RFC 4180 quoting, formulas neutralised;
+    ``watermark`` is a first line above the headers (the request a clear-text file comes from)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
+    if watermark:
+        writer.writerow([neutralise(watermark)])
     writer.writerow(headers)
     for row in rows:
         writer.writerow([neutralise(v) for v in row])
     return out.getvalue().encode("utf-8-sig")
 
 
-def write_xlsx(headers, rows, *, notes=None) -> bytes:
+def write_xlsx(headers, rows, *, notes=None, watermark=None) -> bytes:
     """Every cell a string cell (never a formula or a number that loses its digits); cells a
     spreadsheet would run as formulas also carry Excel's quote prefix."""
     from openpyxl import Workbook
@@ -1029,6 +1071,8 @@ def write_xlsx(headers, rows, *, notes=None) -> bytes:
     for i, header in enumerate(headers):
         letter = _column_letter(i)
         sheet.column_dimensions[letter].width = max(10, 2 * len(header) + 4)
+    if watermark:
+        sheet.append([cell(watermark, header=True)])
     sheet.append([cell(h, header=True) for h in headers])
     for row in rows:
         sheet.append([cell(v) for v in row])

@@ -311,13 +311,29 @@ def clean_consent_data(data):
     notice = _as_text(data.get("notice_version")).strip() or notice_version()
     if len(notice) > 32:
         errors["notice_version"] = _l("Too long: at most %(n)d characters.", n=32)
+    elif (published := _published_notices()) is not None and notice not in published[1]:
+        errors["notice_version"] = _l("No privacy notice of version %(v)s has been published.", v=notice)
     clean = {"purposes": purposes, "channel": channel, "scope": scope,
              "sensitive": bool(data.get("sensitive")), "notice_version": notice}
     return clean, errors
 
 
+def _published_notices():
+    """(current version, [published versions]) from the module keeping the notice's texts
+    (hook customers.privacy_notice), or None when none does."""
+    from core.api import hooks
+    for _module, answer in hooks.call("customers.privacy_notice", all_departments=True):
+        if answer:
+            return answer
+    return None
+
+
 def notice_version():
-    """The version of the privacy notice currently shown to customers (config)."""
+    """The version of the privacy notice currently shown to customers: the newest published text
+    (hook customers.privacy_notice), else the setting."""
+    published = _published_notices()
+    if published is not None:
+        return published[0]
     return str(module_setting("customers", "notice_version", "1.0"))
 
 
@@ -378,6 +394,27 @@ def _has_sensitive(values):
     return [name for name in SENSITIVE_FIELDS if values.get(name)]
 
 
+def collection_consent_errors(values, consents=(), consent=None):
+    """{field: message} of the personal fields in ``values`` that may not be stored for want of a
+    consent covering their purpose (consent.collection_errors): the one rule of every path that
+    collects (create, edit, import, other modules through these services)."""
+    from .consent_rules import collection_errors
+    return collection_errors(values, consents, consent)
+
+
+def import_consent(values, channel):
+    """The consent an import records for a row whose collection the importer confirmed (channel),
+    or None when the row holds nothing that needs one."""
+    from .consent_rules import needs_consent
+    fields = needs_consent(values)
+    if not channel or not fields:
+        return None
+    sensitive = bool(_has_sensitive(values))
+    return {"purposes": ["service", "contract"], "channel": channel, "sensitive": sensitive,
+            "scope": _("ID number and bank account (separate consent confirmed at import)") if sensitive
+            else _("Personal details confirmed at import")}
+
+
 def has_sensitive_consent(customer):
     return any(c.active and c.sensitive for c in customer.consents)
 
@@ -406,13 +443,8 @@ def create_customer(actor, data, *, owner=None, department=None, consent=None):
     if consent is not None and (consent.get("purposes") or consent.get("sensitive")):
         consent_clean, consent_errors = clean_consent_data(consent)
         errors.update({f"consent_{k}": v for k, v in consent_errors.items()})
-    sensitive = _has_sensitive(clean)
-    if sensitive and not (consent_clean and consent_clean["sensitive"]):
-        message = _l("An ID number or bank account may only be recorded with the customer's separate "
-                     "consent to processing sensitive personal information (PIPL art. 29).")
-        for name in sensitive:
-            errors.setdefault(name, message)
-        errors.setdefault("consent_sensitive", message)
+    for name, message in collection_consent_errors(clean, (), consent_clean).items():
+        errors.setdefault(name, message)
     if errors:
         raise InvalidData(errors)
     status = clean.pop("status", None) or "prospect"
@@ -474,13 +506,9 @@ def update_customer(actor, customer, data, expected_version, *, owner=None, cons
     if consent is not None and (consent.get("purposes") or consent.get("sensitive")):
         consent_clean, consent_errors = clean_consent_data(consent)
         errors.update({f"consent_{k}": v for k, v in consent_errors.items()})
-    new_sensitive = [k for k in changed if k in SENSITIVE_FIELDS and clean[k]]
-    if new_sensitive and not has_sensitive_consent(customer) and not (consent_clean and consent_clean["sensitive"]):
-        message = _l("An ID number or bank account may only be recorded with the customer's separate "
-                     "consent to processing sensitive personal information (PIPL art. 29).")
-        for name in new_sensitive:
-            errors.setdefault(name, message)
-        errors.setdefault("consent_sensitive", message)
+    for name, message in collection_consent_errors({k: clean[k] for k in changed}, customer.consents,
+                                                   consent_clean).items():
+        errors.setdefault(name, message)
     if errors:
         raise InvalidData(errors)
     for key in changed:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import selectinload
 
 from core.api import Department, User, audit, can, db, deny, hooks, pick, require, safe_local_url, validation
 
-from . import api, quality, search, services
+from . import api, consent_rules, quality, search, services
 from .fields import (
     CHANNELS,
     CLASS_LABELS,
@@ -604,7 +604,7 @@ def edit(customer_id):
     customer = _customer_or_404(customer_id)
     form = FORMS[customer.kind]()
     _prepare_owner_field(form, actor, customer.owner_id)
-    show_consent = not services.has_sensitive_consent(customer)
+    show_consent = not services.has_sensitive_consent(customer) or not consent_rules.covers_collection(customer)
     if request.method == "GET":
         _fill_form(form, customer)
     general, conflicts, status = [], None, 200

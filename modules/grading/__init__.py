@@ -32,6 +32,8 @@ __getattr__ = lazy_exports(__name__, EXPORTS)
 
 
 def setup(reg):
+    from core.api import Purpose
+
     from . import cli, data_lifecycle, hooks, menus, models, permissions, views
     reg.check_tables(*models.ALL)
     reg.blueprint(views.bp)
@@ -39,6 +41,7 @@ def setup(reg):
     reg.audit_actions(*permissions.AUDIT_ACTIONS)
     reg.menu(*menus.ALL)
     reg.migrations()
+    reg.purposes(Purpose("analysis", {"zh_CN": "客户分析与分级", "en": "Customer analysis and grading"}))
     reg.cli(cli.group)
     reg.hook("customers.panels", hooks.customer_panels)
     reg.hook("customers.timeline", hooks.customer_timeline)

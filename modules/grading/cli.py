@@ -45,4 +45,5 @@ def recompute_command(department_code):
         db.session.commit()
         total.add(summary)
     click.echo(f"graded {total.graded} customers in {total.departments} department(s): "
-               f"{total.changed} changed, {total.overridden_kept} overrides kept")
+               f"{total.changed} changed, {total.overridden_kept} overrides kept"
+               + (f"; {total.no_consent} customers not graded: no analysis consent" if total.no_consent else ""))

@@ -11,13 +11,14 @@ from flask_babel import gettext as _
 from sqlalchemy import func, insert, select
 
 from core.api import Department, audit, db, hooks, is_enabled, utcnow
-from modules.customers import Customer, Transaction, transaction_totals
+from modules.customers import Customer, Transaction, consent, transaction_totals
 
 from . import rules as R
 from .models import Grade, History, RuleVersion
 
 MODULE = "grading"
 BATCH = 500  # customers per aggregate query and flush
+PURPOSE = "analysis"  # grading is customer analysis: only customers who consented to it are graded
 REASON_MAX = 500
 FIELDS = ("min_amount", "min_count", "min_tenure_months", "escalate_open_complaints")
 
@@ -131,9 +132,11 @@ class Summary:
     graded: int = 0
     changed: int = 0
     overridden_kept: int = 0
+    no_consent: int = 0  # customers left out: no active consent to analysis
 
     def add(self, other):
         self.departments += other.departments
+        self.no_consent += other.no_consent
         self.graded += other.graded
         self.changed += other.changed
         self.overridden_kept += other.overridden_kept
@@ -208,9 +211,12 @@ def _apply(row, customer_id, basis, now, summary, changes):
     return row
 
 
-def count_customers(department):
-    return db.session.execute(select(func.count()).select_from(Customer)
-                              .where(Customer.department_id == _department_id(department))).scalar_one()
+def count_customers(department, consented=True):
+    """The department's customers (those grading may process, unless ``consented=False``)."""
+    stmt = select(func.count()).select_from(Customer).where(Customer.department_id == _department_id(department))
+    if consented:
+        stmt = stmt.where(consent.allowed_clause(PURPOSE))
+    return db.session.execute(stmt).scalar_one()
 
 
 def recompute(actor, department: Department, progress=None, batch=BATCH) -> Summary:
@@ -224,8 +230,9 @@ def recompute(actor, department: Department, progress=None, batch=BATCH) -> Summ
     now = utcnow()
     today = now.date()
     rows = db.session.execute(select(Customer.id, Customer.created_at)
-                              .where(Customer.department_id == department.id).order_by(Customer.id)).all()
-    summary = Summary(departments=1)
+                              .where(Customer.department_id == department.id, consent.allowed_clause(PURPOSE))
+                              .order_by(Customer.id)).all()
+    summary = Summary(departments=1, no_consent=count_customers(department, consented=False) - len(rows))
     for start in range(0, len(rows), batch):
         chunk = [tuple(r) for r in rows[start:start + batch]]
         ids = [cid for cid, _created in chunk]
@@ -241,7 +248,8 @@ def recompute(actor, department: Department, progress=None, batch=BATCH) -> Summ
             progress(len(chunk))
     audit.record("grading.grades.recomputed", actor=actor, target_type="core_department",
                  target_id=department.id, department=department.code, rule_version=rules.version,
-                 graded=summary.graded, changed=summary.changed, overridden_kept=summary.overridden_kept)
+                 graded=summary.graded, changed=summary.changed, overridden_kept=summary.overridden_kept,
+                 no_consent=summary.no_consent)
     return summary
 
 

@@ -115,6 +115,8 @@ def recompute():
     db.session.commit()
     flash(_("%(graded)d customers graded: %(changed)d changed, %(kept)d overrides kept.",
             graded=summary.graded, changed=summary.changed, kept=summary.overridden_kept), "success")
+    if summary.no_consent:
+        flash(_("%(n)d customers not graded: no analysis consent.", n=summary.no_consent), "warning")
     return redirect(url_for("grading.index"))
 
 

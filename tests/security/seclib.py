@@ -30,7 +30,7 @@ CANARIES = (ID_CANARY, PHONE_CANARY, NAME_CANARY, ADDRESS_CANARY, BANK_CANARY)
 ID_A = "110101199003074477"
 PHONE_A = "13900139000"
 
-SEPARATE_CONSENT = {"purposes": ["service", "contract"], "channel": "paper", "sensitive": True,
+SEPARATE_CONSENT = {"purposes": ["service", "contract", "analysis"], "channel": "paper", "sensitive": True,
                     "scope": "身份证号、银行账号"}
 FORM_CONSENT = {"consent_purposes": ["service", "contract"], "consent_channel": "paper",
                 "consent_sensitive": "y"}

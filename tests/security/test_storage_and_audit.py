@@ -241,14 +241,16 @@ def test_no_canary_at_rest_in_the_database_uploads_logs_or_session(flow):
 
 
 def test_downloads_are_masked_where_the_user_may_not_reveal(flow):
-    """The head of B may reveal, so the export is in clear; the PDF is masked for everyone."""
+    """The export and the PDF are masked for everyone, the head of B too: clear text needs an
+    approved disclosure request (issue 17)."""
     from pypdf import PdfReader
     text = "".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(flow.outputs["pdf"])).pages)
     assert "110105" in text and "002X" in text and ID_CANARY not in text and BANK_CANARY not in text
     assert ADDRESS_CANARY not in text
-    assert ID_CANARY in flow.outputs["csv"].decode("utf-8-sig")  # revealed export, audited below
+    assert ID_CANARY not in flow.outputs["csv"].decode("utf-8-sig")
     (username, entries, _r) = flow.steps["export"]
-    assert [e.action for e in entries] == ["customers.export.completed", "customers.export.revealed"]
+    assert [e.action for e in entries] == ["customers.export.completed"]
+    assert entries[0].details_dict["revealed"] == [] and "id_number" in entries[0].details_dict["masked"]
 
 
 def test_blind_indexes_are_not_plain_hashes_of_the_values(flow):

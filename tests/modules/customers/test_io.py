@@ -86,7 +86,8 @@ ROWS = [
 @pytest.mark.parametrize("bom", [True, False])
 def test_import_csv_with_and_without_bom(app, people, bom):
     with app.app_context():
-        result = cio.import_customers(user("head1"), csv_bytes(ROWS, bom=bom), "kehu.csv")
+        result = cio.import_customers(user("head1"), csv_bytes(ROWS, bom=bom), "kehu.csv",
+                                      consent_channel="paper")
         assert result.ok, [str(e) for e in result.errors]
         assert (result.rows, result.created) == (3, 3)
         customers = db.session.execute(select(Customer).order_by(Customer.id)).scalars().all()
@@ -109,7 +110,8 @@ def test_import_xlsx_with_numbers_and_dates(app, people):
     rows = [["个人", "王五", "男", datetime.datetime(1980, 5, 17), 13800138001, "wang@example.com", "在册",
              "电话", "'=1+1"]]
     with app.app_context():
-        result = cio.import_customers(user("head1"), xlsx_bytes(rows, headers), "import.xlsx")
+        result = cio.import_customers(user("head1"), xlsx_bytes(rows, headers), "import.xlsx",
+                                      consent_channel="paper")
         assert result.ok, [str(e) for e in result.errors]
         customer = db.session.execute(select(Customer)).scalar_one()
         assert (customer.name, customer.gender, customer.birth_date) == ("王五", "M", "1980-05-17")
@@ -209,7 +211,8 @@ def test_uploads_are_checked_by_content(app, people, data, name):
 
 def test_dry_run_checks_and_stores_nothing(app, people):
     with app.app_context():
-        result = cio.import_customers(user("head1"), csv_bytes(ROWS), "x.csv", dry_run=True)
+        result = cio.import_customers(user("head1"), csv_bytes(ROWS), "x.csv", dry_run=True,
+                                      consent_channel="paper")
         assert result.ok and result.rows == 3 and result.created == 0
         assert count_customers() == 0 and entries("customers.import.checked")
 
@@ -263,16 +266,16 @@ def test_xlsx_export_writes_every_cell_as_a_string(app, exported):
 
 
 @both_suites
-def test_export_reveals_only_with_the_permissions_and_audits_it(app, people):
+def test_export_masks_even_for_a_role_that_may_reveal(app, people):
+    """Clear text only through an approved disclosure request (issue 17; tests/modules/disclosure)."""
     with app.app_context():
         make_customer("sales1", name="张三", phone="13800138000", id_number=ID_1, home_address="北京市朝阳区示例路1号")
         data, _count = cio.export_customers(user("head1"), "csv", "年度核查")
         row = next(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-        assert row["身份证号"] == ID_1 and row["家庭住址"] == "北京市朝阳区示例路1号"
-        (revealed,) = entries("customers.export.revealed")
-        assert revealed.details_dict["fields"] == ["bank_account", "birth_date", "emergency_contact",
-                                                   "home_address", "id_number"]  # birth date: from the ID
-        assert revealed.details_dict["reason"] == "年度核查" and ID_1 not in revealed.details
+        assert row["身份证号"] == "110105********002X" and row["家庭住址"] != "北京市朝阳区示例路1号"
+        assert not entries("customers.export.revealed")
+        (entry,) = entries("customers.export.completed")
+        assert entry.details_dict["revealed"] == [] and "id_number" in entry.details_dict["masked"]
 
 
 def test_export_needs_a_reason_and_is_audited_with_the_row_count(app, exported):
@@ -325,7 +328,8 @@ def test_import_page_shows_summary_or_row_errors(app, client, login_as, people):
     assert response.status_code == 400
     html = response.get_data(as_text=True)
     assert 'id="import-errors"' in html and "<td>5</td><td>手机</td>" in html
-    response = client.post("/customers/import", data={"file": (io.BytesIO(xlsx_bytes(ROWS)), "k.xlsx")},
+    response = client.post("/customers/import", data={"file": (io.BytesIO(xlsx_bytes(ROWS)), "k.xlsx"),
+                                                      "consent": "y", "channel": "paper"},
                            content_type="multipart/form-data")
     assert response.status_code == 200 and 'id="import-summary"' in response.get_data(as_text=True)
     response = client.post("/customers/import", data={"file": (io.BytesIO(csv_bytes(ROWS)), "k.xlsx")},

@@ -27,11 +27,13 @@ def grading_dept(app, make_user, enable_module, department):
 
 @pytest.fixture
 def make_customer(app):
-    """make_customer(owner_id, months=24, transactions=[(amount, days_ago), ...]) -> customer id.
+    """make_customer(owner_id, months=24, transactions=[(amount, days_ago), ...]) -> customer id,
+    with a consent to analysis unless ``analysis=False``.
 
     ``months`` is the tenure: the customer was registered that many months (of 31 days) ago."""
-    def make(owner_id, months=24, transactions=(), kind="transaction", name="测试客户"):
+    def make(owner_id, months=24, transactions=(), kind="transaction", name="测试客户", analysis=True):
         from modules.customers import Customer, Transaction
+        from modules.customers.models import Consent
         with app.app_context():
             owner = db.session.get(User, owner_id)
             created = utcnow() - timedelta(days=31 * months + 1)
@@ -41,6 +43,10 @@ def make_customer(app):
             customer.name = name
             db.session.add(customer)
             db.session.flush()
+            if analysis:  # grading processes only customers who consented to analysis
+                db.session.add(Consent(customer_id=customer.id, purposes="service,analysis", scope="",
+                                       sensitive=False, channel="paper", notice_version="1.0",
+                                       recorded_by=owner.id, recorded_at=created))
             for amount, days_ago in transactions:
                 db.session.add(Transaction(customer_id=customer.id, kind=kind, amount=Decimal(str(amount)),
                                            occurred_on=(utcnow() - timedelta(days=days_ago)).date(),
