@@ -1,7 +1,7 @@
 """The core's pages: home, health, language, administration and the audit trail viewer."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select, text
@@ -90,7 +90,8 @@ def modules():
     return render_template("admin/modules.html", modules=lifecycle.statuses().values(), lifecycle=lifecycle,
                            enabled=enabled, departments=departments,
                            can_install=access.can(current_user, "core.modules.install"),
-                           can_enable=access.can(current_user, "core.modules.enable"))
+                           can_enable=access.can(current_user, "core.modules.enable"),
+                           developer=current_user.role == "admin")
 
 
 @admin.route("/modules/<name>/install", methods=["POST"])
@@ -150,6 +151,18 @@ def uninstall_module(name):
     else:
         flash(_("Uninstalled %(name)s.", name=name), "success")
     return redirect(url_for("admin.modules"))
+
+
+@admin.route("/modules/<name>/disable", methods=["GET"])
+@require("core.modules.enable")
+def confirm_disable_module(name):
+    """The confirmation before a module is switched off for a department (the POST does it)."""
+    info = current_app.extensions["kehu.modules"].get(name)
+    dept = db.session.get(Department, request.args.get("department_id", type=int) or 0)
+    if info is None or info.manifest.required or dept is None or (
+            current_user.role != "admin" and dept.id != current_user.department_id):
+        abort(404)
+    return render_template("admin/module_disable.html", info=info, dept=dept)
 
 
 @admin.route("/modules/<name>/<any(enable, disable):action>", methods=["POST"])

@@ -331,7 +331,7 @@ def requests():
     pending, decided = services.department_requests(current_user) if _can(APPROVE) else ([], [])
     db.session.commit()  # expiry stamps noticed on the way
     return render_template("archives/requests.html", mine=mine, pending=pending, decided=decided,
-                           can_approve=_can(APPROVE), state=services.request_state,
+                           can_approve=_can(APPROVE), can_manage=_can(MANAGE), state=services.request_state,
                            decision_form=DecisionForm())
 
 

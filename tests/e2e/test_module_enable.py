@@ -28,7 +28,9 @@ def test_head_enables_a_module_and_only_the_department_sees_its_menu(browse):
     expect(enable).to_have_count(1)  # a head manages their own department only
     expect(enable).to_contain_text("销售一部")
     browse.submit(head, "#module-notices form[action$='/notices/enable'] button")
-    expect(row.locator("form[action$='/notices/disable'] button")).to_contain_text("销售一部")
+    switch = row.locator("#switch-notices-SALES1")
+    expect(switch).to_contain_text("已启用")
+    expect(row.locator("a[href*='/notices/disable']")).to_contain_text("销售一部")
 
     staff_d1.reload()
     expect(staff_d1.locator(MENU)).to_be_visible()
