@@ -52,7 +52,9 @@ from .forms import (
     RevealForm,
     ShareForm,
     StatusForm,
+    TransactionCorrectionForm,
     TransactionForm,
+    TransactionVoidForm,
 )
 from .models import Consent, Customer, Share
 
@@ -314,6 +316,7 @@ def new():
                 if matches:
                     audit.record("customers.customer.duplicate_confirmed", target=customer, actor=actor,
                                  duplicates=[c.id for c, _reason in matches])
+                services.customer_changed(actor, customer, "customer")  # e.g. graded at once
                 db.session.commit()
                 flash(_("Customer %(number)s created.", number=customer.number), "success")
                 return redirect(url_for("customers.detail", customer_id=customer.id))
@@ -465,6 +468,8 @@ def edit(customer_id):
             changed = services.update_customer(actor, customer, data,
                                                form.version.data, owner=owner,
                                                consent=form.consent_data() if show_consent else None)
+            if changed:
+                services.customer_changed(actor, customer, "customer")
             db.session.commit()
         except services.StaleEdit as exc:
             db.session.rollback()
@@ -690,6 +695,71 @@ def transaction_new(customer_id):
     elif request.method == "POST":
         code = 400
     return render_template("customers/transaction.html", form=form, customer=customer,
+                           general_errors=general), code
+
+
+def _transaction_or_404(customer, transaction_id):
+    record = services.transaction_of(customer, transaction_id)
+    if record is None:
+        abort(404)
+    return record
+
+
+@bp.route("/<int:customer_id>/transactions/<int:transaction_id>/correct", methods=["GET", "POST"])
+@require("customers.edit", kind="form")
+def transaction_correct(customer_id, transaction_id):
+    """Correct a transaction or service record, with a reason (audited)."""
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    record = _transaction_or_404(customer, transaction_id)
+    if record.voided:
+        abort(404)
+    form = TransactionCorrectionForm()
+    if request.method == "GET":
+        form.kind.data, form.occurred_on.data = record.kind, record.occurred_on.isoformat()
+        form.amount.data = f"{abs(record.amount):.2f}" if record.amount is not None else ""
+        form.product.data, form.channel.data, form.notes.data = record.product, record.channel, record.notes
+    general, code = [], 200
+    if form.validate_on_submit():
+        try:
+            services.correct_transaction(actor, record, form.transaction_data())
+            db.session.commit()
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, code = _apply_errors(form, exc.errors), 400
+        else:
+            flash(_("Record corrected."), "success")
+            return redirect(url_for("customers.transactions", customer_id=customer.id,
+                                    _anchor=f"transaction-{record.id}"))
+    elif request.method == "POST":
+        code = 400
+    return render_template("customers/transaction_correct.html", form=form, customer=customer, record=record,
+                           general_errors=general), code
+
+
+@bp.route("/<int:customer_id>/transactions/<int:transaction_id>/void", methods=["GET", "POST"])
+@require("customers.edit", kind="form")
+def transaction_void(customer_id, transaction_id):
+    """Void a transaction or service record, with a reason (audited); it stays visible, struck through."""
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    record = _transaction_or_404(customer, transaction_id)
+    form = TransactionVoidForm()
+    general, code = [], 200
+    if form.validate_on_submit():
+        try:
+            services.void_transaction(actor, record, {"reason": form.reason.data})
+            db.session.commit()
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, code = _apply_errors(form, exc.errors), 400
+        else:
+            flash(_("Record voided."), "success")
+            return redirect(url_for("customers.transactions", customer_id=customer.id,
+                                    _anchor=f"transaction-{record.id}"))
+    elif request.method == "POST":
+        code = 400
+    return render_template("customers/transaction_void.html", form=form, customer=customer, record=record,
                            general_errors=general), code
 
 

@@ -129,3 +129,9 @@ def demo_grades(departments, users):
     graded = sum(services.recompute("cli:demo", department).graded for department in departments)
     important = sum(services.distribution(d)["counts"]["important"]["count"] for d in departments)
     return f"graded {graded} customers, {important} important"
+
+
+def customer_changed(customer, actor, what):
+    """customers.changed: a new or edited customer, or a record added, corrected or voided, is
+    graded again at once (no manual recompute needed)."""
+    services.regrade(actor, customer)
