@@ -59,6 +59,9 @@ def masked_fields(customer, actor=None):
             value = mask_value(spec.name, value)
         elif spec.name == "gender":
             value = pick(GENDERS.get(value, {"zh_CN": value, "en": value}))
+        elif spec.name in ("phone", "phone2", "fax"):
+            from core.api import validation
+            value = validation.display_phone(value)
         rows.append((spec.name, spec.label, value))
     return rows
 

@@ -5,7 +5,6 @@ id outside the user's remit answers 404 like one that does not exist. Every chan
 The handover page (`customers.handover`) and the import/export pages live in io_views.py."""
 from __future__ import annotations
 
-import phonenumbers
 from flask import (
     Blueprint,
     abort,
@@ -117,16 +116,9 @@ def _choice_label(labels, key):
 
 @bp.app_template_global("customers_phone")
 def display_phone(value):
-    """A stored E.164 number as people write it: "+8613800138000" -> "138 0013 8000"."""
-    if not value:
-        return ""
-    number, _sep, extension = str(value).partition(";ext=")
-    try:
-        national = phonenumbers.format_number(phonenumbers.parse(number, "CN"),
-                                              phonenumbers.PhoneNumberFormat.NATIONAL)
-    except phonenumbers.NumberParseException:
-        return str(value)
-    return f"{national} {_('ext.')} {extension}" if extension else national
+    """A stored E.164 number as people write it: "+8613800138000" -> "138 0013 8000",
+    "+861088886666" -> "010-8888 6666" (core's validation.display_phone)."""
+    return validation.display_phone(value, _("ext."))
 
 
 @bp.app_template_global("customers_label")
@@ -425,6 +417,8 @@ def _fill_form(form, customer):
         if name in MASKED_FIELDS or (name in FIELDS and is_masked(customer, name)):
             continue
         form[name].data = getattr(customer, name) or ""
+        if name in PHONE_FIELDS:  # prefilled as people write it; saved back as the same E.164 value
+            form[name].data = display_phone(form[name].data)
     form.version.data = str(customer.version)
     form.owner_id.data = str(customer.owner_id)
     form.consent_notice_version.data = services.notice_version()
@@ -605,6 +599,8 @@ def _contact_page(customer, contact=None):
     if request.method == "GET" and contact is not None:
         for name in ("name", "title", "phone", "email"):
             form[name].data = getattr(contact, name) or ""
+            if name == "phone":
+                form[name].data = display_phone(form[name].data)
     general, code = [], 200
     if form.validate_on_submit():
         try:

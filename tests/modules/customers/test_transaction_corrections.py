@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from core.audit import AuditEntry
@@ -12,7 +13,22 @@ from core.db import db
 from modules.customers import api
 from modules.customers.models import Transaction
 
-from .test_customers_pages import compiled_catalogue, field_error, people, signed_in  # noqa: F401
+from .test_customers_pages import compiled_catalogue, field_error, user  # noqa: F401
+
+
+@pytest.fixture
+def people(make_user):
+    return {name: make_user(name, role, dept) for name, role, dept in (
+        ("sales1", "sales", "D1"), ("sales2", "sales", "D2"))}
+
+
+@pytest.fixture
+def signed_in(app, login_as, people):
+    def get(name):
+        with app.app_context():
+            role = user(name).role
+        return login_as(app.test_client(), name, role=role)
+    return get
 
 
 def entries(action):
