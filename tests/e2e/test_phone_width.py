@@ -21,9 +21,9 @@ def test_buttons_and_menus_never_wrap_at_390_px(browse, live_server, data):
     customer_id, _number = data.customer("head_d1", name="窄屏测试客户", phone=data.mobile())
 
     def add_record():
+        from core.db import db
         from modules.customers import services
         from modules.customers.models import Customer
-        from core.db import db
         customer = db.session.get(Customer, customer_id)
         services.add_transaction(live_server.user("head_d1"), customer, {
             "kind": "transaction", "occurred_on": "2026-11-02", "amount": "128000.50",
