@@ -244,3 +244,4 @@ def test_phone_numbers_are_shown_in_national_format_and_read_back_the_same(store
     assert display_phone(stored) == shown
     if shown and not shown.startswith("+"):
         assert phone(shown) == stored  # a prefilled form saves the same E.164 value
+
