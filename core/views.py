@@ -211,6 +211,7 @@ def roles():
 @require("core.users.manage", kind="form")
 def users():
     departments = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
+    errors, status = {}, 200
     if request.method == "POST":
         f = request.form
         try:
@@ -222,10 +223,19 @@ def users():
             return redirect(url_for("admin.users"))
         except services.ServiceError as exc:
             db.session.rollback()
-            flash(str(exc), "danger")
+            errors, status = _field_errors(exc)
     rows = db.session.execute(select(User).order_by(User.username)).scalars().all()
     return render_template("admin/users.html", users=rows, departments=departments, roles=ROLES,
-                           role_labels=ROLE_LABELS)
+                           role_labels=ROLE_LABELS, errors=errors,
+                           typed=request.form if request.method == "POST" else {}), status
+
+
+def _field_errors(exc):
+    """({field: message}, 400) for a form's inline errors; a message about no one field is flashed."""
+    if getattr(exc, "field", None):
+        return {exc.field: str(exc)}, 400
+    flash(str(exc), "danger")
+    return {}, 400
 
 
 @admin.route("/users/<int:user_id>", methods=["POST"])
@@ -288,6 +298,7 @@ def decide_role_change(change_id, decision):
 @admin.route("/departments", methods=["GET", "POST"])
 @require("core.departments.manage", kind="form")
 def departments():
+    errors, status = {}, 200
     if request.method == "POST":
         try:
             services.create_department(current_user, request.form.get("code"), request.form.get("name"))
@@ -296,10 +307,11 @@ def departments():
             return redirect(url_for("admin.departments"))
         except services.ServiceError as exc:
             db.session.rollback()
-            flash(str(exc), "danger")
+            errors, status = _field_errors(exc)
     counts = dict(db.session.execute(select(User.department_id, func.count()).group_by(User.department_id)).all())
     rows = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
-    return render_template("admin/departments.html", departments=rows, counts=counts)
+    return render_template("admin/departments.html", departments=rows, counts=counts, errors=errors,
+                           typed=request.form if request.method == "POST" else {}), status
 
 
 def init_app(app):
