@@ -31,6 +31,13 @@ def test_buttons_and_menus_never_wrap_at_390_px(browse, live_server, data):
     live_server.run(add_record)
     page = browse.sign_in("head_d1")
     page.set_viewport_size({"width": 390, "height": 800})
+    try:
+        _check_pages(page, customer_id)
+    finally:  # the page's context is reused by the next test: back to the usual size
+        page.set_viewport_size({"width": 1024, "height": 720})
+
+
+def _check_pages(page, customer_id):
     for path in ("/", f"/customers/{customer_id}", f"/customers/{customer_id}/transactions",
                  f"/archives/{customer_id}", "/archives/requests", "/admin/modules", "/grading/"):
         response = page.goto(path)
