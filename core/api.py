@@ -25,7 +25,8 @@ audit feed       audit_feed.head_id(), audit_feed.after(last_id, limit) and audi
                  first, for rules run from the core.audit_appended hook
 PDF              pdf.render(template, **context), pdf.response(template, filename=..., action=...,
                  target=..., fallback=..., **context), PdfError
-validation       validation.* (身份证, 统一社会信用代码, phone, e-mail, masks, form field filters),
+validation       validation.* (身份证, 统一社会信用代码, phone, e-mail, masks, form field filters,
+                 display_phone: E.164 -> "138 0013 8000" / "010-8888 6666" for people),
                  ValidationError
 services         ServiceError, department_by_code, deactivate_user
 CLI              cli_actor(), cli_fail(message), cli_ready()
@@ -95,7 +96,7 @@ _NAMESPACES = {
     "validation": ("core.validation", (
         "ValidationError", "clean_text", "normalise_structured", "id_number", "credit_code",
         "phone", "email", "bank_account", "postcode", "mask_id_number", "mask_phone",
-        "mask_bank_account", "mask_text", "mask_name", "IdNumber", "CreditCode", "Phone",
+        "mask_bank_account", "mask_text", "mask_name", "display_phone", "IdNumber", "CreditCode", "Phone",
         "Email", "BankAccount", "Postcode", "CleanText")),
 }
 

@@ -30,16 +30,24 @@ def create(echo):
         users[username] = services.create_user(actor, username, password, role, depts.get(code), name,
                                                must_change=True)  # printed once: one-time, as the README says
         echo(f"  {username:10} {role:9} {code or '-':8} {password}")
-    for name, info in current_app.extensions["kehu.modules"].items():
-        if not info.manifest.required and services.installed_state(name) is None:
+    shipped = _shipped_modules()
+    for name in shipped:
+        if services.installed_state(name) is None:
             services.install_module(actor, name)
-    for name, info in current_app.extensions["kehu.modules"].items():
-        if not info.manifest.required:
-            for dept in depts.values():
-                services.enable_module(actor, name, dept)
+    for name in shipped:
+        for dept in depts.values():
+            services.enable_module(actor, name, dept)
     db.session.commit()
     for module, result in hooks.call("core.demo", list(depts.values()), list(users.values()),
                                      all_departments=True):
         db.session.commit()
         if result:
             echo(f"  {module}: {result}")
+
+
+def _shipped_modules():
+    """The optional business modules of kehu's own modules/ folder. A module from another
+    distribution (a company's own, or the test suite's `notices`) is never installed by the
+    demo: the administrator installs it on the modules page when it is wanted."""
+    return [name for name, info in current_app.extensions["kehu.modules"].items()
+            if not info.manifest.required and not info.source.startswith("entry point")]

@@ -3,7 +3,7 @@ import os
 from pathlib import Path
 
 from flask import has_request_context, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, lazy_gettext
 from flask_login import current_user
 
 LOCALES = ("zh_CN", "en")
@@ -105,7 +105,40 @@ def compile_catalogs(folders, logger=None):
                     logger.warning("translations: cannot compile %s: %s", po, exc)
 
 
+# WTForms' own messages that kehu words the way its catalogues do, so a form says one thing for
+# one fault whichever module made it (DataRequired and InputRequired say "This field is required.").
+FORM_WORDING = (lazy_gettext("This field is required."),)
+
+
+class _FormTranslations:
+    """What Flask-WTF forms translate their validators' messages with: kehu's catalogues first
+    (one wording for a required field everywhere), then WTForms' own translations."""
+
+    def __init__(self, fallback):
+        self.fallback = fallback
+
+    def gettext(self, string):
+        from flask_babel import get_translations
+        ours = get_translations().ugettext(string)
+        if ours != string or self.fallback is None:
+            return ours
+        return self.fallback.gettext(string)
+
+    def ngettext(self, singular, plural, n):
+        if self.fallback is None:
+            return singular if n == 1 else plural
+        return self.fallback.ngettext(singular, plural, n)
+
+
+def _word_forms_our_way():
+    import flask_wtf.form
+    current = getattr(flask_wtf.form, "translations", None)
+    if not isinstance(current, _FormTranslations):
+        flask_wtf.form.translations = _FormTranslations(current)
+
+
 def init_app(app, translation_paths):
+    _word_forms_our_way()
     compile_catalogs([CORE_TRANSLATIONS, *translation_paths], app.logger)
     app.config["BABEL_DEFAULT_LOCALE"] = DEFAULT_LOCALE
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join([str(CORE_TRANSLATIONS), *translation_paths])

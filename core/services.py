@@ -19,17 +19,22 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
 
 
 class ServiceError(ValueError):
-    """Bad input for a platform action; the message is shown to the user as it is."""
+    """Bad input for a platform action; the message is shown to the user as it is, next to the
+    form field ``field`` names when there is one."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
 
 
 def create_department(actor, code, name):
     code, name = (code or "").strip(), (name or "").strip()
     if not CODE_RE.match(code):
-        raise ServiceError(_("Department code must be 1-32 letters, digits, '-' or '_'."))
+        raise ServiceError(_("Department code must be 1-32 letters, digits, '-' or '_'."), "code")
     if not name or len(name) > 100:
-        raise ServiceError(_("Department name must have 1-100 characters."))
+        raise ServiceError(_("Department name must have 1-100 characters."), "name")
     if db.session.execute(select(Department).where(Department.code == code)).scalar_one_or_none():
-        raise ServiceError(_("Department %(code)s exists already.", code=code))
+        raise ServiceError(_("Department %(code)s exists already.", code=code), "code")
     dept = Department(code=code, name=name)
     db.session.add(dept)
     db.session.flush()
@@ -48,16 +53,17 @@ def create_user(actor, username, password, role, department=None, display_name="
     from core.auth import hash_password, validate_new_password
     username = (username or "").strip()
     if not USERNAME_RE.match(username):
-        raise ServiceError(_("User name must be 2-64 letters, digits, '.', '-' or '_'."))
+        raise ServiceError(_("User name must be 2-64 letters, digits, '.', '-' or '_'."), "username")
     if role not in ROLES:
-        raise ServiceError(_("Unknown role %(role)s; roles are: %(roles)s.", role=role, roles=", ".join(ROLES)))
+        raise ServiceError(_("Unknown role %(role)s; roles are: %(roles)s.", role=role, roles=", ".join(ROLES)),
+                           "role")
     if role in ("head", "sales", "service") and department is None:
-        raise ServiceError(_("A %(role)s user needs a department.", role=role))
+        raise ServiceError(_("A %(role)s user needs a department.", role=role), "department_id")
     if db.session.execute(select(User).where(User.username == username)).scalar_one_or_none():
-        raise ServiceError(_("User %(name)s exists already.", name=username))
+        raise ServiceError(_("User %(name)s exists already.", name=username), "username")
     problem = validate_new_password(password or "", username)
     if problem:
-        raise ServiceError(problem)
+        raise ServiceError(problem, "password")
     user = User(username=username, display_name=(display_name or username)[:100], role=role,
                 department_id=department.id if department else None,
                 password_hash=hash_password(password), must_change_password=must_change)

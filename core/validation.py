@@ -175,6 +175,35 @@ def phone(value: str) -> str:
     return f"{canonical};ext={extension}" if extension else canonical
 
 
+def display_phone(value, extension_word=None) -> str:
+    """A stored E.164 number as people write it in China: mobile "+8613800138000" ->
+    "138 0013 8000"; landline "+861088886666" -> "010-8888 6666"; a foreign number in its
+    international form ("+852 9123 4567"). An extension follows as "转 123" (``extension_word``,
+    default the Chinese 转). Anything unparsable is returned as it is. Reading it back through
+    :func:`phone` gives the same E.164 value."""
+    if value in (None, ""):
+        return ""
+    number_text, _sep, extension = str(value).partition(";ext=")
+    try:
+        number = phonenumbers.parse(number_text, "CN")
+    except phonenumbers.NumberParseException:
+        return str(value)
+    if number.country_code != 86:
+        shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    else:
+        national = str(number.national_number)
+        area = (phonenumbers.length_of_geographical_area_code(number)
+                if phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE else 0)
+        if area and len(national) - area in (7, 8):
+            local = national[area:]
+            shown = f"0{national[:area]}-{local[:-4]} {local[-4:]}"
+        else:
+            shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    if extension:
+        shown = f"{shown} {extension_word or '转'} {extension}"
+    return shown
+
+
 # --- other fields ------------------------------------------------------------------------------
 
 _DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")

@@ -1,7 +1,7 @@
 """The core's pages: home, health, language, administration and the audit trail viewer."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select, text
@@ -90,7 +90,8 @@ def modules():
     return render_template("admin/modules.html", modules=lifecycle.statuses().values(), lifecycle=lifecycle,
                            enabled=enabled, departments=departments,
                            can_install=access.can(current_user, "core.modules.install"),
-                           can_enable=access.can(current_user, "core.modules.enable"))
+                           can_enable=access.can(current_user, "core.modules.enable"),
+                           developer=current_user.role == "admin")
 
 
 @admin.route("/modules/<name>/install", methods=["POST"])
@@ -152,6 +153,18 @@ def uninstall_module(name):
     return redirect(url_for("admin.modules"))
 
 
+@admin.route("/modules/<name>/disable", methods=["GET"])
+@require("core.modules.enable")
+def confirm_disable_module(name):
+    """The confirmation before a module is switched off for a department (the POST does it)."""
+    info = current_app.extensions["kehu.modules"].get(name)
+    dept = db.session.get(Department, request.args.get("department_id", type=int) or 0)
+    if info is None or info.manifest.required or dept is None or (
+            current_user.role != "admin" and dept.id != current_user.department_id):
+        abort(404)
+    return render_template("admin/module_disable.html", info=info, dept=dept)
+
+
 @admin.route("/modules/<name>/<any(enable, disable):action>", methods=["POST"])
 @require("core.modules.enable", kind="action")
 def toggle_module(name, action):
@@ -198,6 +211,7 @@ def roles():
 @require("core.users.manage", kind="form")
 def users():
     departments = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
+    errors, status = {}, 200
     if request.method == "POST":
         f = request.form
         try:
@@ -209,10 +223,19 @@ def users():
             return redirect(url_for("admin.users"))
         except services.ServiceError as exc:
             db.session.rollback()
-            flash(str(exc), "danger")
+            errors, status = _field_errors(exc)
     rows = db.session.execute(select(User).order_by(User.username)).scalars().all()
     return render_template("admin/users.html", users=rows, departments=departments, roles=ROLES,
-                           role_labels=ROLE_LABELS)
+                           role_labels=ROLE_LABELS, errors=errors,
+                           typed=request.form if request.method == "POST" else {}), status
+
+
+def _field_errors(exc):
+    """({field: message}, 400) for a form's inline errors; a message about no one field is flashed."""
+    if getattr(exc, "field", None):
+        return {exc.field: str(exc)}, 400
+    flash(str(exc), "danger")
+    return {}, 400
 
 
 @admin.route("/users/<int:user_id>", methods=["POST"])
@@ -275,6 +298,7 @@ def decide_role_change(change_id, decision):
 @admin.route("/departments", methods=["GET", "POST"])
 @require("core.departments.manage", kind="form")
 def departments():
+    errors, status = {}, 200
     if request.method == "POST":
         try:
             services.create_department(current_user, request.form.get("code"), request.form.get("name"))
@@ -283,10 +307,11 @@ def departments():
             return redirect(url_for("admin.departments"))
         except services.ServiceError as exc:
             db.session.rollback()
-            flash(str(exc), "danger")
+            errors, status = _field_errors(exc)
     counts = dict(db.session.execute(select(User.department_id, func.count()).group_by(User.department_id)).all())
     rows = db.session.execute(select(Department).order_by(Department.code)).scalars().all()
-    return render_template("admin/departments.html", departments=rows, counts=counts)
+    return render_template("admin/departments.html", departments=rows, counts=counts, errors=errors,
+                           typed=request.form if request.method == "POST" else {}), status
 
 
 def init_app(app):

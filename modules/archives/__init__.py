@@ -49,3 +49,5 @@ def setup(reg):
     reg.hook("customers.handover", hooks.handover)
     reg.hook("core.work_items", work.work_items)
     reg.hook("customers.rekey", hooks.rekey)
+    from . import demo
+    reg.hook("core.demo", demo.demo)

@@ -773,6 +773,45 @@ def hand_over_keeper(from_user_id, to_user_id, actor):
 # --- the archive form PDF ----------------------------------------------------------------------
 
 
+def _local_date_text(value):
+    from core.api import to_local
+    return to_local(value).strftime("%Y-%m-%d") if value else ""
+
+
+# fields the register shows transformed for reading, not masked (gender label, phone format)
+_DISPLAY_ONLY = ("gender", "phone", "phone2", "fax")
+
+
+def _anything_masked(customer, shown):
+    """Is any value on the form masked (shown otherwise than stored)? The masked-data note is
+    printed only then."""
+    for name, _label, value in shown:
+        if name in _DISPLAY_ONLY:
+            continue
+        stored = getattr(customer, name, None)
+        if stored is not None and str(value) != str(stored):
+            return True
+    return False
+
+
+def _form_contacts(customer):
+    """(name, title, phone, e-mail) of an organisation's contacts (L1: shown to staff in remit)."""
+    from core.api import validation
+    if customer.kind != "org":
+        return []
+    return [(c.name or "", c.title or "", validation.display_phone(c.phone), c.email or "")
+            for c in customer.contacts]
+
+
+def _form_facts(customer):
+    """Lines other modules add to printed forms (hook customers.form_facts: grade, consents)."""
+    from core.api import hooks
+    lines = []
+    for _module, facts in hooks.call("customers.form_facts", customer, department_id=customer.department_id):
+        lines.extend((str(label), str(text)) for label, text in facts or ())
+    return lines
+
+
 def form_context(customer, actor):
     """Plain-text context of the archive form (客户档案表). Personal fields come masked from the
     customer register (L2/L3 never in clear); the PDF is a Chinese document."""
@@ -786,14 +825,21 @@ def form_context(customer, actor):
         ("客户状态", STATUSES.get(customer.status, {}).get("zh_CN", customer.status)),
         ("所属部门", customer.department.name if customer.department else ""),
         ("负责人", str(customer.owner) if customer.owner else ""),
-        ("建档日期", customer.created_at.date().isoformat() if customer.created_at else ""),
+        ("建档日期", _local_date_text(customer.created_at)),
     ]
-    basic = [(label.get("zh_CN") or name, str(value)) for name, label, value in masked_fields(customer, actor)]
+    shown = masked_fields(customer, actor)
+    basic = [(label.get("zh_CN") or name, str(value)) for name, label, value in shown]
     register = [(d.number, DOC_TYPES[d.doc_type]["zh_CN"], d.title, d.doc_date.isoformat(),
                  d.amount_text, str(d.keeper) if d.keeper else "", d.storage_location,
                  str(counts.get(d.id, 0))) for d in docs]
     missing = [DOC_TYPES[t]["zh_CN"] for t in missing_types(customer, docs)]
+    facts = _form_facts(customer)
     return {
+        "masked": _anything_masked(customer, shown),
+        "contacts": _form_contacts(customer),
+        "grade": [f for f in facts if f[0] == "客户分级"],
+        "consents": [text for label, text in facts if label == "同意记录"],
+        "other_facts": [f for f in facts if f[0] not in ("客户分级", "同意记录")],
         "title": "客户档案表",
         "customer_number": customer.number,
         "display_name": customer_name(customer),

@@ -339,12 +339,19 @@ def delete_attachment(att_id):
 @bp.route("/requests")
 @require(REQUEST)
 def requests():
+    return _requests_page()
+
+
+def _requests_page(decision_errors=None, typed=None, status=200):
+    """The requests page; ``decision_errors`` {request id: message} shows a refused decision's
+    message under that request's reason field, with what was typed (``typed``) kept."""
     mine = services.my_requests(current_user)
     pending, decided = services.department_requests(current_user) if _may_approve() else ([], [])
     db.session.commit()  # expiry stamps noticed on the way
     return render_template("archives/requests.html", mine=mine, pending=pending, decided=decided,
-                           can_approve=_may_approve(), state=services.request_state,
-                           decision_form=DecisionForm())
+                           can_approve=_may_approve(), can_manage=_can(MANAGE), state=services.request_state,
+                           decision_form=DecisionForm(), decision_errors=decision_errors or {},
+                           typed=typed or {}), status
 
 
 @bp.route("/requests/new", methods=["GET", "POST"])
@@ -387,10 +394,8 @@ def _decide(request_id, decision):
         deny(APPROVE)
     form = DecisionForm()
     if not form.validate_on_submit():
-        for errors in form.errors.values():
-            for error in errors:
-                flash(str(error), "danger")
-        return redirect(url_for("archives.requests"))
+        message = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        return _requests_page({req.id: message}, {req.id: form.reason.data or ""}, 400)
     try:
         if decision == "approve":
             services.approve_request(current_user, req, form.reason.data)
@@ -399,6 +404,8 @@ def _decide(request_id, decision):
         db.session.commit()
     except services.ArchiveError as exc:
         db.session.rollback()
+        if req.status == "pending":  # still on the page: the message goes under its reason field
+            return _requests_page({req.id: str(exc)}, {req.id: form.reason.data or ""}, 400)
         flash(str(exc), "danger")
     else:
         flash(_("Request approved.") if decision == "approve" else _("Request refused."), "success")

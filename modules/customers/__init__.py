@@ -59,3 +59,5 @@ def setup(reg):
     reg.hook("core.reencrypt", services.reencrypt_under_suite)
     reg.hook("core.audit_targets", audit_targets.audit_targets)
     reg.hook("core.work_items", work.work_items)
+    from . import form_facts
+    reg.hook("customers.form_facts", form_facts.consent_facts)

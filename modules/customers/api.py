@@ -31,9 +31,15 @@ def get_customer(customer_id, actor=None):
 
 
 def transaction_totals(customer_ids, since: date | None = None, kind="transaction"):
-    """{customer_id: (count, amount sum)} of transaction records, optionally since a date."""
-    stmt = (select(Transaction.customer_id, func.count(), func.coalesce(func.sum(Transaction.amount), 0))
-            .where(Transaction.customer_id.in_(list(customer_ids)), Transaction.kind == kind)
+    """{customer_id: (count, amount sum)} of transaction records, optionally since a date.
+    Voided records count nowhere; for kind "transaction" the sum is net of refunds (stored
+    negative), the count is of the transactions alone."""
+    from sqlalchemy import case
+    kinds = (kind, "refund") if kind == "transaction" else (kind,)
+    stmt = (select(Transaction.customer_id, func.count(case((Transaction.kind == kind, 1))),
+                   func.coalesce(func.sum(Transaction.amount), 0))
+            .where(Transaction.customer_id.in_(list(customer_ids)), Transaction.kind.in_(kinds),
+                   Transaction.voided_at.is_(None))
             .group_by(Transaction.customer_id))
     if since is not None:
         stmt = stmt.where(Transaction.occurred_on >= since)
@@ -54,6 +60,9 @@ def masked_fields(customer, actor=None):
             value = mask_value(spec.name, value)
         elif spec.name == "gender":
             value = pick(GENDERS.get(value, {"zh_CN": value, "en": value}))
+        elif spec.name in ("phone", "phone2", "fax"):
+            from core.api import validation
+            value = validation.display_phone(value)
         rows.append((spec.name, spec.label, value))
     return rows
 

@@ -41,6 +41,51 @@ LOST_REASONS = ("转向竞争对手", "预算削减", "联系不上", "业务调
 CONSENT_CHANNELS = ("paper", "online", "phone", "onsite")
 
 
+# (province, city, district, ID region code, telephone area code, postcode): the person's ID
+# number, address and an organisation's address, landline and postcode come from one place
+PLACES = (
+    ("北京市", "北京市", "朝阳区", "110105", "010", "100020"),
+    ("北京市", "北京市", "海淀区", "110108", "010", "100080"),
+    ("上海市", "上海市", "徐汇区", "310104", "021", "200030"),
+    ("上海市", "上海市", "浦东新区", "310115", "021", "200120"),
+    ("天津市", "天津市", "和平区", "120101", "022", "300041"),
+    ("重庆市", "重庆市", "渝中区", "500103", "023", "400010"),
+    ("广东省", "广州市", "天河区", "440106", "020", "510630"),
+    ("广东省", "深圳市", "南山区", "440305", "0755", "518052"),
+    ("浙江省", "杭州市", "西湖区", "330106", "0571", "310013"),
+    ("江苏省", "南京市", "玄武区", "320102", "025", "210018"),
+    ("江苏省", "苏州市", "姑苏区", "320508", "0512", "215000"),
+    ("四川省", "成都市", "武侯区", "510107", "028", "610041"),
+    ("湖北省", "武汉市", "武昌区", "420106", "027", "430061"),
+    ("山东省", "青岛市", "市南区", "370202", "0532", "266001"),
+    ("陕西省", "西安市", "雁塔区", "610113", "029", "710061"),
+    ("福建省", "福州市", "鼓楼区", "350102", "0591", "350001"),
+)
+ROADS = ("建设路", "人民路", "解放路", "中山路", "和平路", "文化路", "新华路", "长江路", "青年路", "光明路")
+ESTATES = ("阳光花园", "锦绣家园", "翠湖小区", "金色家园", "绿地公寓", "和谐苑", "幸福里", "东方名苑")
+BUILDINGS = ("科技大厦", "国际中心", "商务广场", "创业园", "金融中心", "工业园")
+
+
+def place_address(rng, place, home=True):
+    """A street address in the place: "广东省广州市天河区中山路88号阳光花园3栋2单元502室"."""
+    province, city, district = place[:3]
+    prefix = province + ("" if city == province else city) + district
+    street = f"{rng.choice(ROADS)}{rng.randint(1, 300)}号"
+    if home:
+        return (f"{prefix}{street}{rng.choice(ESTATES)}{rng.randint(1, 20)}栋{rng.randint(1, 4)}单元"
+                f"{rng.randint(1, 30)}{rng.randint(1, 4):02d}室")
+    return f"{prefix}{street}{rng.choice(BUILDINGS)}{rng.randint(2, 30)}层"
+
+
+def id_number_for(rng, place, birth, gender):
+    """A valid 18-digit 身份证号 of the place's region, the birth date and the gender (the 17th
+    digit is odd for men), with its check character (python-stdnum)."""
+    from stdnum.cn import ric
+    sequence = rng.randrange(0, 100) * 10 + rng.choice((1, 3, 5, 7, 9) if gender == "M" else (0, 2, 4, 6, 8))
+    body = f"{place[3]}{birth:%Y%m%d}{sequence:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
 class DemoError(RuntimeError):
     """Demo customers cannot be made (no departments with sales or service staff)."""
 
@@ -98,9 +143,9 @@ class _Maker:
     def mobile(self):
         return self._unique("phone", self.fake.phone_number, validation.phone)
 
-    def landline(self):
+    def landline(self, place=None):
         def make():  # area code and an 8-digit local number (all these cities have 8 digits)
-            area = self.rng.choice(("010", "021", "020", "0755", "0571", "028", "027", "025"))
+            area = place[4] if place else self.rng.choice(("010", "021", "020", "0755", "0571", "028", "027", "025"))
             local = str(self.rng.randrange(2, 10)) + "".join(str(self.rng.randrange(10)) for _ in range(7))
             return area + local
         return self._unique("phone", make, validation.phone)
@@ -112,14 +157,17 @@ class _Maker:
         return re.sub(r"\s*\d{6}$", "", self.fake.address())  # Faker appends a postcode
 
     def person(self):
+        """Gender and birth date first; the ID number (80%) is made from them and the place of
+        birth, the home address mostly in the same city."""
+        from stdnum.cn import ric
         fake, rng = self.fake, self.rng
-        id_number = self.id_number() if rng.random() < 0.8 else None
-        if id_number:
-            birth = datetime.date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
-            gender = "M" if int(id_number[16]) % 2 else "F"
-        else:
-            birth = fake.date_of_birth(minimum_age=18, maximum_age=80)
-            gender = rng.choice("MF")
+        gender = rng.choice("MF")
+        birth = fake.date_of_birth(minimum_age=18, maximum_age=80)
+        # a district that had its code in the year of birth (python-stdnum knows since when)
+        born_in = [p for p in PLACES if ric.is_valid(id_number_for(rng, p, birth, gender))]
+        place = rng.choice(born_in)
+        id_number = (self._unique("id_number", lambda: id_number_for(rng, place, birth, gender),
+                                  validation.id_number) if rng.random() < 0.8 else None)
         name = fake.name_male() if gender == "M" else fake.name_female()
         data = {"name": name, "gender": gender, "birth_date": birth.isoformat(), "phone": self.mobile()}
         if id_number:
@@ -129,7 +177,8 @@ class _Maker:
         if rng.random() < 0.35:
             data["bank_account"] = "62" + "".join(str(rng.randrange(10)) for _ in range(17))
         if rng.random() < 0.75:
-            data["home_address"] = self.address()
+            home = place if rng.random() < 0.8 else rng.choice(PLACES)
+            data["home_address"] = place_address(rng, home)
         if rng.random() < 0.3:
             relation = rng.choice(("配偶", "父母", "子女", "朋友"))
             data["emergency_contact"] = f"{fake.name()}（{relation}）{fake.phone_number()}"
@@ -145,16 +194,18 @@ class _Maker:
 
     def organisation(self):
         fake, rng = self.fake, self.rng
-        company = self._unique("company", fake.company, lambda v: v)
-        region = fake.ssn()[:6]
+        place = rng.choice(PLACES)
+        city = place[1].removesuffix("市")
+        company = self._unique("company", lambda: city + fake.company(), lambda v: v)
+        region = place[3]
         data = {
             "company_name": company,
             "credit_code": self._unique("credit_code", lambda: credit_code(rng, region),
                                         validation.credit_code),
             "legal_rep": fake.name(),
-            "company_address": self.address(),
-            "postcode": fake.postcode(),
-            "phone": self.landline() if rng.random() < 0.6 else self.mobile(),
+            "company_address": place_address(rng, place, home=False),
+            "postcode": place[5],
+            "phone": self.landline(place) if rng.random() < 0.6 else self.mobile(),
             "industry": rng.choice(INDUSTRIES),
         }
         if rng.random() < 0.7:
@@ -162,7 +213,7 @@ class _Maker:
         if rng.random() < 0.5:
             data["credit_rating"] = rng.choice(("AAA", "AA", "A", "BBB", "BB"))
         if rng.random() < 0.3:
-            data["fax"] = self.landline()
+            data["fax"] = self.landline(place)
         return data
 
 

@@ -183,5 +183,16 @@ class TransactionForm(FlaskForm):
                                                    "notes")}
 
 
+class TransactionCorrectionForm(TransactionForm):
+    reason = TextAreaField(_l("Reason for the correction"))
+
+    def transaction_data(self):
+        return {**super().transaction_data(), "reason": self.reason.data}
+
+
+class TransactionVoidForm(FlaskForm):
+    reason = TextAreaField(_l("Reason for voiding"))
+
+
 class ShareForm(FlaskForm):
     user_id = SelectField(_l("Colleague"), choices=[], validate_choice=False)

@@ -918,6 +918,9 @@ def _value(customer, key, reveal):
     level = level_of(customer, key)  # a birth date from the ID number is masked as the ID is
     if level in (L2, L3) and level not in reveal:
         return mask_value(key, value)
+    if key in ("phone", "phone2", "fax"):  # as people write it ("138 0013 8000"); imports back the same
+        from core.api import validation
+        return validation.display_phone(value)
     return value
 
 

@@ -238,6 +238,14 @@ class Transaction(db.Model):
     notes_ct = encrypted_column()
     created_by = db.Column(db.Integer, db.ForeignKey("core_user.id"), nullable=False)
     created_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
+    # a correction keeps the record (last one: who, when, why; every one is in the audit trail);
+    # a voided record stays visible, struck through, and counts in no total
+    corrected_at = db.Column(UTCDateTime, nullable=True)
+    corrected_by = db.Column(db.Integer, db.ForeignKey("core_user.id"), nullable=True)
+    correction_reason = db.Column(db.String(500), nullable=True)
+    voided_at = db.Column(UTCDateTime, nullable=True)
+    voided_by = db.Column(db.Integer, db.ForeignKey("core_user.id"), nullable=True)
+    void_reason = db.Column(db.String(500), nullable=True)
 
     notes = Encrypted(FIELDS["notes"].search_domain)
 
@@ -247,6 +255,10 @@ class Transaction(db.Model):
 
     def data_key(self):
         return self.customer.data_key()
+
+    @property
+    def voided(self):
+        return self.voided_at is not None
 
 
 ALL = (Customer, Contact, Share, StatusChange, Consent, Transaction)

@@ -56,4 +56,6 @@ AUDIT_ACTIONS = (
     AuditAction("customers.import.completed", {"zh_CN": "导入客户", "en": "Customers imported"}),
     AuditAction("customers.import.checked", {"zh_CN": "检查导入文件（试运行）", "en": "Import file checked (dry run)"}),
     AuditAction("customers.transaction.created", {"zh_CN": "记录交易或服务", "en": "Transaction recorded"}),
+    AuditAction("customers.transaction.corrected", {"zh_CN": "更正交易记录", "en": "Transaction corrected"}),
+    AuditAction("customers.transaction.voided", {"zh_CN": "作废交易记录", "en": "Transaction voided"}),
 )

@@ -45,6 +45,7 @@ SENSITIVE_FIELDS = tuple(name for name, spec in FIELDS.items() if spec.level == 
 TRANSACTION_KINDS = {
     "transaction": {"zh_CN": "交易记录", "en": "Transaction"},
     "service": {"zh_CN": "服务记录", "en": "Service record"},
+    "refund": {"zh_CN": "退款", "en": "Refund"},  # stored negative; reduces the transaction total
 }
 TRANSACTION_CHANNELS = {
     "store": {"zh_CN": "门店", "en": "Store"}, "online": {"zh_CN": "线上", "en": "Online"},
@@ -837,6 +838,19 @@ def _amount(value):
     return amount
 
 
+def _signed_amount(kind, amount):
+    """A refund is typed as the sum paid back (with or without a minus sign) and stored negative;
+    any other record takes no negative amount."""
+    if kind == "refund":
+        if amount == 0:
+            raise validation.ValidationError(_l("A refund needs an amount above 0."))
+        return -abs(amount)
+    if amount < 0:
+        raise validation.ValidationError(
+            _l("The amount cannot be negative: record money paid back as a refund."))
+    return amount
+
+
 def clean_transaction_data(data):
     """(clean, errors) of a transaction or service record: kind, occurred_on, amount, product,
     channel, notes. A transaction needs an amount; a service record may have none."""
@@ -857,11 +871,13 @@ def clean_transaction_data(data):
     clean["amount"] = None
     if amount:
         try:
-            clean["amount"] = _amount(amount)
+            clean["amount"] = _signed_amount(kind, _amount(amount))
         except validation.ValidationError as exc:
             errors["amount"] = exc.message
     elif kind == "transaction":
         errors["amount"] = _l("A transaction needs an amount.")
+    elif kind == "refund":
+        errors["amount"] = _l("A refund needs an amount.")
     try:
         clean["product"] = _text(200)(_as_text(data.get("product")))
         if not clean["product"]:
@@ -896,7 +912,84 @@ def add_transaction(actor, customer, data):
     audit.record("customers.transaction.created", target=customer, actor=actor, transaction_id=record.id,
                  kind=record.kind, fields=sorted(k for k in ("amount", "product", "channel", "notes")
                                                  if clean.get(k)))
+    customer_changed(actor, customer, "transaction")
     return record
+
+
+def _clean_reason(data, errors):
+    try:
+        reason = _text(500, "text")(_as_text(data.get("reason")))
+    except validation.ValidationError as exc:
+        errors["reason"] = exc.message
+        return ""
+    if not reason:
+        errors["reason"] = _l("This field is required.")
+    return reason
+
+
+def transaction_of(customer, transaction_id):
+    """A record of this customer, or None (never one of another customer)."""
+    return db.session.scalar(select(Transaction).where(Transaction.id == transaction_id,
+                                                       Transaction.customer_id == customer.id))
+
+
+def correct_transaction(actor, record, data):
+    """Correct a record in place, with a reason (required). The audit entry names the changed
+    fields, the old and new kind, date and amount (business figures, no personal data) and the
+    reason; notes are named, never copied. A voided record cannot be corrected."""
+    clean, errors = clean_transaction_data(data)
+    reason = _clean_reason(data, errors)
+    if record.voided:
+        errors["reason"] = _l("A voided record cannot be corrected.")
+    if errors:
+        raise InvalidData(errors)
+    if not _is_user(actor):
+        raise NotAllowed("customers.edit", _l("Transactions are recorded by a signed-in user."))
+    before = {"kind": record.kind, "occurred_on": record.occurred_on, "amount": record.amount,
+              "product": record.product, "channel": record.channel, "notes": record.notes or None}
+    changed = sorted(k for k, v in before.items() if clean.get(k) != v)
+    if not changed:
+        raise InvalidData({"reason": _l("Nothing was changed.")})
+    record.kind, record.occurred_on, record.amount = clean["kind"], clean["occurred_on"], clean["amount"]
+    record.product, record.channel = clean["product"], clean["channel"]
+    record.notes = clean["notes"]
+    record.corrected_at, record.corrected_by, record.correction_reason = utcnow(), actor.id, reason
+    db.session.flush()
+    figures = {f"{k}_before": str(before[k]) if before[k] is not None else None
+               for k in ("kind", "occurred_on", "amount") if k in changed}
+    figures.update({f"{k}_after": str(clean[k]) if clean[k] is not None else None
+                    for k in ("kind", "occurred_on", "amount") if k in changed})
+    audit.record("customers.transaction.corrected", target=record.customer, actor=actor,
+                 transaction_id=record.id, fields=changed, reason=reason, **figures)
+    customer_changed(actor, record.customer, "transaction")
+    return changed
+
+
+def void_transaction(actor, record, data):
+    """Void a record with a reason (required): it stays on the page, struck through, and counts
+    in no total (grading regrades the customer)."""
+    errors = {}
+    reason = _clean_reason(data, errors)
+    if record.voided:
+        errors["reason"] = _l("This record is voided already.")
+    if errors:
+        raise InvalidData(errors)
+    if not _is_user(actor):
+        raise NotAllowed("customers.edit", _l("Transactions are recorded by a signed-in user."))
+    record.voided_at, record.voided_by, record.void_reason = utcnow(), actor.id, reason
+    db.session.flush()
+    audit.record("customers.transaction.voided", target=record.customer, actor=actor,
+                 transaction_id=record.id, kind=record.kind,
+                 amount=str(record.amount) if record.amount is not None else None, reason=reason)
+    customer_changed(actor, record.customer, "transaction")
+
+
+def customer_changed(actor, customer, what):
+    """Tell the modules enabled in the customer's department (hook customers.changed) that the
+    customer was created or edited, or a record of it added, corrected or voided, so what they
+    derive from it (the grade) follows at once, in the same transaction."""
+    from core.api import hooks
+    hooks.call("customers.changed", customer, actor, what, department_id=customer.department_id)
 
 
 def transactions(customer, *, kind=None, before=None, limit=50):

@@ -5,7 +5,6 @@ id outside the user's remit answers 404 like one that does not exist. Every chan
 The handover page (`customers.handover`) and the import/export pages live in io_views.py."""
 from __future__ import annotations
 
-import phonenumbers
 from flask import (
     Blueprint,
     abort,
@@ -52,7 +51,9 @@ from .forms import (
     RevealForm,
     ShareForm,
     StatusForm,
+    TransactionCorrectionForm,
     TransactionForm,
+    TransactionVoidForm,
 )
 from .models import Consent, Customer, Share
 
@@ -115,16 +116,9 @@ def _choice_label(labels, key):
 
 @bp.app_template_global("customers_phone")
 def display_phone(value):
-    """A stored E.164 number as people write it: "+8613800138000" -> "138 0013 8000"."""
-    if not value:
-        return ""
-    number, _sep, extension = str(value).partition(";ext=")
-    try:
-        national = phonenumbers.format_number(phonenumbers.parse(number, "CN"),
-                                              phonenumbers.PhoneNumberFormat.NATIONAL)
-    except phonenumbers.NumberParseException:
-        return str(value)
-    return f"{national} {_('ext.')} {extension}" if extension else national
+    """A stored E.164 number as people write it: "+8613800138000" -> "138 0013 8000",
+    "+861088886666" -> "010-8888 6666" (core's validation.display_phone)."""
+    return validation.display_phone(value, _("ext."))
 
 
 @bp.app_template_global("customers_label")
@@ -467,6 +461,7 @@ def new():
                 if matches:
                     audit.record("customers.customer.duplicate_confirmed", target=customer, actor=actor,
                                  duplicates=[c.id for c, _reason in matches])
+                services.customer_changed(actor, customer, "customer")  # e.g. graded at once
                 db.session.commit()
                 flash(_("Customer %(number)s created.", number=customer.number), "success")
                 return redirect(url_for("customers.detail", customer_id=customer.id))
@@ -575,6 +570,8 @@ def _fill_form(form, customer):
         if name in MASKED_FIELDS or (name in FIELDS and is_masked(customer, name)):
             continue
         form[name].data = getattr(customer, name) or ""
+        if name in PHONE_FIELDS:  # prefilled as people write it; saved back as the same E.164 value
+            form[name].data = display_phone(form[name].data)
     form.version.data = str(customer.version)
     form.owner_id.data = str(customer.owner_id)
     form.consent_notice_version.data = services.notice_version()
@@ -618,6 +615,8 @@ def edit(customer_id):
             changed = services.update_customer(actor, customer, data,
                                                form.version.data, owner=owner,
                                                consent=form.consent_data() if show_consent else None)
+            if changed:
+                services.customer_changed(actor, customer, "customer")
             db.session.commit()
         except services.StaleEdit as exc:
             db.session.rollback()
@@ -753,6 +752,8 @@ def _contact_page(customer, contact=None):
     if request.method == "GET" and contact is not None:
         for name in ("name", "title", "phone", "email"):
             form[name].data = getattr(contact, name) or ""
+            if name == "phone":
+                form[name].data = display_phone(form[name].data)
     general, code = [], 200
     if form.validate_on_submit():
         try:
@@ -843,6 +844,71 @@ def transaction_new(customer_id):
     elif request.method == "POST":
         code = 400
     return render_template("customers/transaction.html", form=form, customer=customer,
+                           general_errors=general), code
+
+
+def _transaction_or_404(customer, transaction_id):
+    record = services.transaction_of(customer, transaction_id)
+    if record is None:
+        abort(404)
+    return record
+
+
+@bp.route("/<int:customer_id>/transactions/<int:transaction_id>/correct", methods=["GET", "POST"])
+@require("customers.edit", kind="form")
+def transaction_correct(customer_id, transaction_id):
+    """Correct a transaction or service record, with a reason (audited)."""
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    record = _transaction_or_404(customer, transaction_id)
+    if record.voided:
+        abort(404)
+    form = TransactionCorrectionForm()
+    if request.method == "GET":
+        form.kind.data, form.occurred_on.data = record.kind, record.occurred_on.isoformat()
+        form.amount.data = f"{abs(record.amount):.2f}" if record.amount is not None else ""
+        form.product.data, form.channel.data, form.notes.data = record.product, record.channel, record.notes
+    general, code = [], 200
+    if form.validate_on_submit():
+        try:
+            services.correct_transaction(actor, record, form.transaction_data())
+            db.session.commit()
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, code = _apply_errors(form, exc.errors), 400
+        else:
+            flash(_("Record corrected."), "success")
+            return redirect(url_for("customers.transactions", customer_id=customer.id,
+                                    _anchor=f"transaction-{record.id}"))
+    elif request.method == "POST":
+        code = 400
+    return render_template("customers/transaction_correct.html", form=form, customer=customer, record=record,
+                           general_errors=general), code
+
+
+@bp.route("/<int:customer_id>/transactions/<int:transaction_id>/void", methods=["GET", "POST"])
+@require("customers.edit", kind="form")
+def transaction_void(customer_id, transaction_id):
+    """Void a transaction or service record, with a reason (audited); it stays visible, struck through."""
+    actor = _actor()
+    customer = _customer_or_404(customer_id)
+    record = _transaction_or_404(customer, transaction_id)
+    form = TransactionVoidForm()
+    general, code = [], 200
+    if form.validate_on_submit():
+        try:
+            services.void_transaction(actor, record, {"reason": form.reason.data})
+            db.session.commit()
+        except services.InvalidData as exc:
+            db.session.rollback()
+            general, code = _apply_errors(form, exc.errors), 400
+        else:
+            flash(_("Record voided."), "success")
+            return redirect(url_for("customers.transactions", customer_id=customer.id,
+                                    _anchor=f"transaction-{record.id}"))
+    elif request.method == "POST":
+        code = 400
+    return render_template("customers/transaction_void.html", form=form, customer=customer, record=record,
                            general_errors=general), code
 
 

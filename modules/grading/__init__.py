@@ -47,6 +47,8 @@ def setup(reg):
     reg.hook("customers.timeline", hooks.customer_timeline)
     reg.hook("customers.list_columns", hooks.list_columns)
     reg.hook("customers.list_filters", hooks.list_filters)
+    reg.hook("customers.changed", hooks.customer_changed)
+    reg.hook("customers.form_facts", hooks.form_facts)
     reg.hook("core.demo", hooks.demo_grades)
     reg.hook("lifecycle.destroy", data_lifecycle.destroy)
     reg.hook("lifecycle.subject_data", data_lifecycle.subject_data)

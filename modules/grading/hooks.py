@@ -129,3 +129,22 @@ def demo_grades(departments, users):
     graded = sum(services.recompute("cli:demo", department).graded for department in departments)
     important = sum(services.distribution(d)["counts"]["important"]["count"] for d in departments)
     return f"graded {graded} customers, {important} important"
+
+
+def customer_changed(customer, actor, what):
+    """customers.changed: a new or edited customer, or a record added, corrected or voided, is
+    graded again at once (no manual recompute needed)."""
+    services.regrade(actor, customer)
+
+
+def form_facts(customer):
+    """customers.form_facts: the grade on printed forms (Chinese), with an override marked."""
+    row = services.grade_row(customer.id)
+    if row is None:
+        return [("客户分级", "未分级")]
+    text = R.GRADES[row.grade]["zh_CN"] if row.grade in R.GRADES else row.grade
+    if row.override is not None:
+        text += "（负责人人工调整）"
+    elif row.rule_version:
+        text += f"（按部门规则第 {row.rule_version} 版）"
+    return [("客户分级", text)]

@@ -18,5 +18,6 @@ AUDIT_ACTIONS = (
     AuditAction("grading.grade.overridden", {"zh_CN": "人工调整分级", "en": "Grade overridden"}),
     AuditAction("grading.grade.override_removed", {"zh_CN": "取消人工调整", "en": "Override removed"}),
     AuditAction("grading.grades.recomputed", {"zh_CN": "重新计算分级", "en": "Grades recomputed"}),
+    AuditAction("grading.grade.regraded", {"zh_CN": "客户分级随资料变化", "en": "Grade changed with the customer's data"}),
     AuditAction("grading.rules.changed", {"zh_CN": "修改分级规则", "en": "Grading rules changed"}),
 )

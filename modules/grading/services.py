@@ -159,7 +159,8 @@ def _first_records(customer_ids):
     """{customer_id: date of its first transaction or service record}, in one aggregate query."""
     return dict(db.session.execute(
         select(Transaction.customer_id, func.min(Transaction.occurred_on))
-        .where(Transaction.customer_id.in_(list(customer_ids))).group_by(Transaction.customer_id)).all())
+        .where(Transaction.customer_id.in_(list(customer_ids)), Transaction.voided_at.is_(None))
+        .group_by(Transaction.customer_id)).all())
 
 
 def _bases(rules, department_id, rows, today):
@@ -251,6 +252,24 @@ def recompute(actor, department: Department, progress=None, batch=BATCH) -> Summ
                  graded=summary.graded, changed=summary.changed, overridden_kept=summary.overridden_kept,
                  no_consent=summary.no_consent)
     return summary
+
+
+def regrade(actor, customer) -> str | None:
+    """Grade one customer by its department's rules now (a customer was created or edited, a
+    record of it added, corrected or voided). An override stays in force. A change of the
+    effective grade goes to the history and the audit trail; returns the new grade if it changed."""
+    now = utcnow()
+    row = db.session.get(Grade, customer.id)
+    before = row.grade if row is not None else None
+    summary, changes = Summary(), []
+    row = _apply(row, customer.id, _compute_one(customer, now), now, summary, changes)
+    db.session.flush()
+    if not changes:
+        return None
+    db.session.execute(insert(History), changes)
+    audit.record("grading.grade.regraded", target=customer, actor=actor, grade=row.grade,
+                 previous=before, rule_version=changes[0]["rule_version"])
+    return row.grade
 
 
 def _compute_one(customer, now):

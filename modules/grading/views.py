@@ -100,8 +100,11 @@ def save_rules():
         else:
             flash(str(exc), "danger")
         return _render_rules(department, form, 400)
-    if changed:
-        flash(_("Rules saved as version %(v)d. Recompute the grades to apply them.", v=saved.version), "success")
+    if changed:  # the new rules apply at once: every customer of the department is graded again
+        summary = services.recompute(current_user, department)
+        db.session.commit()
+        flash(_("Rules saved as version %(v)d: %(graded)d customers graded, %(changed)d changed.",
+                v=saved.version, graded=summary.graded, changed=summary.changed), "success")
     else:
         flash(_("The rules are unchanged."), "info")
     return redirect(url_for("grading.rules"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import inspect as sa_inspect
 
-from core.api import HookSpec, WorkItem, audit, can, db
+from core.api import HookSpec, WorkItem, audit, can, db, validation
 
 SPECS = (
     HookSpec("lifecycle.destroy", "destroy(customer, actor) -> int",
@@ -127,9 +127,12 @@ def subject_data_customers(customer):
         if customer.kind in spec.kinds:
             value = getattr(customer, spec.name)
             if value not in (None, ""):
+                if spec.name in ("phone", "phone2", "fax"):  # as people write it: 138 0013 8000
+                    value = validation.display_phone(value)
                 basic.rows.append((pick(spec.label), _text(value)))
     sections = [basic]
-    contacts = [(c.title or "", " ".join(x for x in (c.name, c.phone, c.email) if x)) for c in customer.contacts]
+    contacts = [(c.title or "", " ".join(x for x in (c.name, validation.display_phone(c.phone), c.email) if x))
+                for c in customer.contacts]
     if contacts:
         sections.append(Section(pick({"zh_CN": "联系人", "en": "Contacts"}), contacts))
     consents = [(_text(c.recorded_at) if hasattr(c, "recorded_at") else "", ", ".join(c.purpose_list))

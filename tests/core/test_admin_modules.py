@@ -261,3 +261,28 @@ def test_cli_refuses_bad_names_with_one_line(app, runner, department, english):
     one_line_error(runner("modules", "disable", "notices", "--department", "NOPE"), "NOPE")
     assert enabled_in(app, "notices") == set()
     assert entries(app, "core.module.enabled") == []
+
+
+def test_heads_see_switches_in_words_and_confirm_before_disabling(app, people):
+    """One switch per department with its state in words; the developer columns (依赖, 来源, the
+    module's code name) only for the administrator; disabling asks first and changes nothing
+    until confirmed."""
+    admin, head1 = people["admin"], people["head1"]
+    assert admin.post("/admin/modules/notices/install").status_code == 302
+    page = head1.get("/admin/modules").get_data(as_text=True)
+    assert "未启用" in page and "已启用" not in page.split('id="module-notices"')[1].split("</tr>")[0]
+    assert "依赖" not in page and "来源" not in page and "entry point" not in page
+    admin_page = admin.get("/admin/modules").get_data(as_text=True)
+    assert "依赖" in admin_page and "来源" in admin_page and "entry point" in admin_page
+    assert toggle(head1, app, "enable", "D1").status_code == 302
+    row = head1.get("/admin/modules").get_data(as_text=True).split('id="module-notices"')[1].split("</tr>")[0]
+    assert "已启用" in row
+    confirm_url = f"/admin/modules/notices/disable?department_id={dept_id(app, 'D1')}"
+    assert f'href="{confirm_url}"' in row.replace("&amp;", "&")
+    confirm = head1.get(confirm_url)
+    assert confirm.status_code == 200
+    assert 'id="confirm-disable"' in confirm.get_data(as_text=True)
+    assert enabled_in(app, "notices") == {"D1"}  # asking is not disabling
+    assert head1.get(f"/admin/modules/notices/disable?department_id={dept_id(app, 'D2')}").status_code == 404
+    assert toggle(head1, app, "disable", "D1").status_code == 302
+    assert enabled_in(app, "notices") == set()

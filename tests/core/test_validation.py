@@ -233,3 +233,15 @@ def test_custom_message_replaces_the_default():
     form = F(MultiDict({"phone": "123"}))
     assert not form.validate()
     assert form.errors == {"phone": ["请填写手机号"]}
+
+
+@pytest.mark.parametrize("stored, shown", [
+    ("+8613800138000", "138 0013 8000"), ("+861088886666", "010-8888 6666"),
+    ("+8657187654321", "0571-8765 4321"), ("+861088886666;ext=123", "010-8888 6666 转 123"),
+    ("+85291234567", "+852 9123 4567"), ("", ""), (None, "")])
+def test_phone_numbers_are_shown_in_national_format_and_read_back_the_same(stored, shown):
+    from core.validation import display_phone, phone
+    assert display_phone(stored) == shown
+    if shown and not shown.startswith("+"):
+        assert phone(shown) == stored  # a prefilled form saves the same E.164 value
+

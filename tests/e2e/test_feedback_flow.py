@@ -70,8 +70,8 @@ def test_design_fill_through_the_public_link_and_print(browse, live_server, data
     assert "反馈测试客户" not in customer.content() and number not in customer.content()
     expect(customer.locator("#logout")).to_have_count(0)
     browse.submit(customer, "#feedback-public-submit")  # empty: refused, field by field
-    expect(customer.locator("#q1-error")).to_have_text("此项为必填。")
-    expect(customer.locator("#q2-error")).to_have_text("此项为必填。")
+    expect(customer.locator("#q1-error")).to_have_text("此项为必填项。")
+    expect(customer.locator("#q2-error")).to_have_text("此项为必填项。")
     customer.fill("#q1", XSS + " 服务很好")
     customer.check("#q2-4")  # 5
     customer.check("#q3-1")  # 微信

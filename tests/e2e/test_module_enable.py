@@ -28,7 +28,9 @@ def test_head_enables_a_module_and_only_the_department_sees_its_menu(browse):
     expect(enable).to_have_count(1)  # a head manages their own department only
     expect(enable).to_contain_text("销售一部")
     browse.submit(head, "#module-notices form[action$='/notices/enable'] button")
-    expect(row.locator("form[action$='/notices/disable'] button")).to_contain_text("销售一部")
+    switch = row.locator("#switch-notices-D1")
+    expect(switch).to_contain_text("已启用")
+    expect(row.locator("a[href*='/notices/disable']")).to_contain_text("销售一部")
 
     staff_d1.reload()
     expect(staff_d1.locator(MENU)).to_be_visible()
@@ -41,3 +43,12 @@ def test_head_enables_a_module_and_only_the_department_sees_its_menu(browse):
     response = staff_d2.goto("/notices/")
     assert response.status == 404
     expect(staff_d2.locator("h1")).to_contain_text("404")
+
+    # switching it off asks first, then shows the state in words
+    head.goto("/admin/modules")
+    browse.submit(head, "#module-notices a[href*='/notices/disable']")
+    expect(head.locator("#disable-warning")).to_contain_text("销售一部")
+    browse.submit(head, "#confirm-disable")
+    expect(head.locator("#switch-notices-D1")).to_contain_text("未启用")
+    staff_d1.reload()
+    expect(staff_d1.locator(MENU)).to_have_count(0)

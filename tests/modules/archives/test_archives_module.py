@@ -14,7 +14,7 @@ def test_manifest_and_contract(app):
     assert archives.manifest.title == {"zh_CN": "客户档案", "en": "Customer archives"}
     assert info.contributions["blueprints"] == ["archives"]
     assert set(info.contributions["hooks"]) == {"customers.panels", "customers.timeline", "customers.handover",
-                                                "core.work_items", "customers.rekey"}
+                                                "core.work_items", "customers.rekey", "core.demo"}
     for endpoint, view in app.view_functions.items():
         if endpoint.startswith("archives."):
             assert getattr(view, "kehu_permission", "").startswith("archives."), endpoint

@@ -1,5 +1,6 @@
 """The archive form PDF (客户档案表) through core.pdf: Chinese text in an embedded Noto Sans CJK
 font, page numbers, masked personal data, user text printed literally, 404 outside the remit."""
+import os
 import re
 import subprocess
 import time
@@ -163,3 +164,47 @@ def test_no_pdf_outside_the_remit(arch, app, customer_with_archive):
         assert not response.data.startswith(b"%PDF")
     assert arch.client("head1").get(f"/archives/{cid}/form.pdf").status_code == 200
     assert arch.audit_actions().count("archives.form.printed") == 1
+
+
+def layout_text(tmp_path, data):
+    return subprocess.run(["pdftotext", "-layout", "-enc", "UTF-8", str(write(tmp_path, data)), "-"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_archive_form_has_contacts_grade_consents_and_signature_lines(arch, app, enable_module, tmp_path):
+    """An organisation with a contact, a consent and a grade: all on the form, the phone as people
+    write it, document numbers, types and amounts never broken inside their cells, and no
+    masked-data note when nothing is masked."""
+    from modules.customers import Customer, services
+    enable_module("D1", "grading")
+    cid = arch.customer(owner="sales1", kind="org", company="华北示例贸易有限公司")
+    with app.app_context():
+        customer = db.session.get(Customer, cid)
+        actor = arch.user("sales1")
+        services.add_contact(actor, customer, {"name": "赵敏", "title": "采购经理", "phone": "010-88886666",
+                                               "email": "zhaomin@example.com"})
+        services.record_consent(actor, customer, ["service", "contract"], "联系人信息", "paper")
+        services.add_transaction(actor, customer, {"kind": "transaction", "occurred_on": "2026-11-01",
+                                                   "amount": "1234567.89", "product": "设备"})
+        db.session.commit()
+    _id, number = arch.document(cid, doc_type="payment", title="第一期付款", amount="1234567.89")
+    arch.document(cid, doc_type="after_sales", title="上门维修记录")
+    data = arch.client("sales1").get(f"/archives/{cid}/form.pdf").data
+    flat = squeeze(pdftotext(tmp_path, data))
+    for word in ("赵敏", "采购经理", "010-88886666", "zhaomin@example.com", "客户分级", "一般",
+                 "同意记录", "提供产品与服务、订立和履行合同", "纸质签字", "有效",
+                 "客户签字", "经办人签字", "审核人签字"):
+        assert squeeze(word) in flat, word
+    assert "脱敏" not in flat  # nothing masked on this form: no note
+    layout = layout_text(tmp_path, data)
+    register = [line for line in layout.splitlines() if "第一期付款" in line]
+    assert register, layout
+    assert number in register[0] and "1,234,567.89" in register[0] and "付款凭证" in register[0]
+    assert any("售后记录" in line for line in layout.splitlines())
+    if os.environ.get("KEHU_PDF_SAMPLE"):
+        Path(os.environ["KEHU_PDF_SAMPLE"]).write_bytes(data)
+
+
+def test_masked_note_only_when_something_is_masked(arch, app, customer_with_archive, tmp_path):
+    data = arch.client("sales1").get(f"/archives/{customer_with_archive}/form.pdf").data
+    assert "脱敏" in squeeze(pdftotext(tmp_path, data))

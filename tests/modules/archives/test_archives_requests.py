@@ -101,7 +101,9 @@ def test_refusal_needs_a_reason_and_gives_no_access(arch, app):
     request_access(requester, arch.customer_number(cid))
     req = request_row(app, arch.ids["sales2"])
     head = arch.client("head1")
-    head.post(f"/archives/requests/{req.id}/refuse", data={"reason": ""})
+    refused = head.post(f"/archives/requests/{req.id}/refuse", data={"reason": ""})
+    assert refused.status_code == 400  # the page again, the message under the reason field
+    assert f'id="reason-{req.id}-error"' in refused.get_data(as_text=True)
     assert request_row(app, arch.ids["sales2"]).status == "pending"  # no reason, no refusal
     head.post(f"/archives/requests/{req.id}/refuse", data={"reason": "与业务无关"})
     assert request_row(app, arch.ids["sales2"]).status == "refused"

@@ -125,7 +125,7 @@ def test_export_writes_a_private_file_and_is_audited(app, runner, heads, tmp_pat
     out_csv = tmp_path / "export.csv"
     assert runner("export", "customers", str(out_csv), "--reason", "对账", "--as", "head1").exit_code == 0
     rows = list(csv.DictReader(io.StringIO(out_csv.read_text(encoding="utf-8-sig"))))
-    assert rows[0]["手机"] == "'+8613800138000"
+    assert rows[0]["手机"] == "138 0013 8000"  # as people write it; imports back as +8613800138000
     with app.app_context():
         entries = db.session.execute(select(AuditEntry).where(
             AuditEntry.action == "customers.export.completed")).scalars().all()

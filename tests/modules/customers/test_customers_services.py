@@ -377,12 +377,16 @@ def test_transactions_are_recorded_and_summed(ctx):
     customer = create()
     services.add_transaction(user("sales1"), customer, {"kind": "transaction", "occurred_on": "2024-01-05",
                                                         "amount": "100.10", "product": "A", "notes": "备注"})
-    services.add_transaction(user("sales1"), customer, {"kind": "transaction", "occurred_on": "2024-02-05",
-                                                        "amount": "-20", "product": "退款"})
+    with pytest.raises(services.InvalidData) as negative:  # money paid back is a refund, not a negative sale
+        services.add_transaction(user("sales1"), customer, {"kind": "transaction", "occurred_on": "2024-02-05",
+                                                            "amount": "-20", "product": "退款"})
+    assert set(negative.value.errors) == {"amount"}
+    services.add_transaction(user("sales1"), customer, {"kind": "refund", "occurred_on": "2024-02-05",
+                                                        "amount": "20", "product": "退款"})
     services.add_transaction(user("sales1"), customer, {"kind": "service", "occurred_on": "2024-03-05",
                                                         "product": "维修"})
     db.session.commit()
-    assert api.transaction_totals([customer.id]) == {customer.id: (2, Decimal("80.10"))}
+    assert api.transaction_totals([customer.id]) == {customer.id: (1, Decimal("80.10"))}  # net of the refund
     assert api.transaction_totals([customer.id], kind="service")[customer.id][0] == 1
     page = services.transactions(customer, limit=2)
     assert [r.product for r in page] == ["维修", "退款"]

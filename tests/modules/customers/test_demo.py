@@ -96,3 +96,36 @@ def test_kehu_init_demo_fills_customers_through_the_hook(app):
             Customer, Customer.department_id == Department.id).group_by(Department.code)).all())
     assert set(counts) == {"SALES1", "SALES2", "SERVICE"}
     assert any(line.strip().startswith("customers: 12 customers") for line in lines)
+
+
+def test_demo_people_and_places_agree(app, staff):
+    """Gender and birth date match the ID number (valid check character, python-stdnum), the ID's
+    region is a real place, addresses name a province with one of its own cities, and an
+    organisation's landline and postcode belong to its city."""
+    from stdnum.cn import ric
+    prefixes = {p[0] + ("" if p[1] == p[0] else p[1]) + p[2]: p for p in demo.PLACES}
+    with app.app_context():
+        departments = db.session.execute(select(Department)).scalars().all()
+        users = db.session.execute(select(User)).scalars().all()
+        demo.create(departments, users, count=60, seed=11)
+        db.session.commit()
+    with app.app_context():
+        with_id = 0
+        for customer in db.session.execute(select(Customer)).scalars():
+            if customer.kind == "person":
+                if customer.id_number:
+                    with_id += 1
+                    assert ric.is_valid(customer.id_number)
+                    assert customer.id_number[:6] in {p[3] for p in demo.PLACES}
+                    assert customer.birth_date.replace("-", "") == customer.id_number[6:14]
+                    assert customer.gender == ("M" if int(customer.id_number[16]) % 2 else "F")
+                if customer.home_address:
+                    assert any(customer.home_address.startswith(prefix) for prefix in prefixes), \
+                        customer.home_address
+            else:
+                place = next(p for prefix, p in prefixes.items() if customer.company_address.startswith(prefix))
+                assert customer.postcode == place[5]
+                assert customer.company_name.startswith(place[1].removesuffix("市"))
+                if not customer.phone.startswith("+861"):  # a landline: the city's area code
+                    assert customer.phone.startswith("+86" + place[4][1:])
+        assert with_id >= 10

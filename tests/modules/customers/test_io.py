@@ -10,6 +10,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import delete, func, select
 
+from core import validation
 from core.audit import AuditEntry
 from core.db import db
 from core.models import RoleGrant, User
@@ -244,13 +245,14 @@ def test_csv_export_masks_and_neutralises_formulas(app, exported):
     assert person["名称"] == "'" + HYPERLINK
     assert person["备注"] == "'+1+1" and person["标签"] == "'@SUM(1)"
     assert org["名称"] == "'-2+3"
-    assert person["手机"] == "'+8613800138000"  # readable, and not a number or formula to Excel
+    assert person["手机"] == "138 0013 8000"  # as people write it, and not a number or formula to Excel
+    assert org["手机"] == "010-6234 5678"
     assert person["身份证号"] == "110105********002X"
     assert person["家庭住址"].startswith("北京") and "示例路" not in person["家庭住址"]
     assert org["统一社会信用代码"] == CREDIT and person["负责人"] == "sales1"
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row.values())
     # what was exported can be imported again: the guarding apostrophes are removed
-    assert cio._cell_text(person["手机"]) == "+8613800138000"
+    assert validation.phone(cio._cell_text(person["手机"])) == "+8613800138000"
 
 
 def test_xlsx_export_writes_every_cell_as_a_string(app, exported):
@@ -261,7 +263,7 @@ def test_xlsx_export_writes_every_cell_as_a_string(app, exported):
     person = {h: c for h, c in zip(header, sheet[2], strict=True)}
     assert all(c.data_type == "s" for row in sheet.iter_rows(min_row=2) for c in row if c.value is not None)
     assert person["名称"].value == HYPERLINK and person["名称"].quotePrefix
-    assert person["备注"].value == "+1+1" and person["手机"].value == "+8613800138000"
+    assert person["备注"].value == "+1+1" and person["手机"].value == "138 0013 8000"
     assert person["身份证号"].value == "110105********002X"
 
 

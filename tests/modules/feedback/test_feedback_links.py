@@ -70,7 +70,7 @@ def test_the_customer_fills_the_form_once(app, client, login_as, fdept, customer
 def test_required_answers_on_the_public_page(app, client, login_as, fdept, customer, template):
     path = make_link(app, client, login_as, customer, template)
     html = app.test_client().post(path, data={"q1": ""}).get_data(as_text=True)
-    assert 'id="q1-error">此项为必填。' in html and 'id="q2-error">此项为必填。' in html
+    assert 'id="q1-error">此项为必填项。' in html and 'id="q2-error">此项为必填项。' in html
     assert app.test_client().get(path).status_code == 200  # not spent
 
 

@@ -81,7 +81,7 @@ def test_required_answers_are_refused_with_chinese_field_errors(app, client, log
     login_as(client, "f_sales")
     html = client.post(f"/feedback/customers/{customer}/fill",
                        data={"template_id": template, "q1": "   ", "q7": "十二", "q8": "2026-13-45"}).get_data(as_text=True)
-    assert 'id="q1-error">此项为必填。' in html and 'id="q2-error">此项为必填。' in html
+    assert 'id="q1-error">此项为必填项。' in html and 'id="q2-error">此项为必填项。' in html
     assert 'id="q7-error">请输入数字' in html and 'id="q8-error">请输入日期' in html
     from modules.feedback.models import Response
     with app.app_context():
