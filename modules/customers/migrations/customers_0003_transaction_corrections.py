@@ -1,7 +1,7 @@
 """customers: transaction records corrected or voided with a reason
 
-Revision ID: customers_0002_tx
-Revises: customers_0001
+Revision ID: customers_0003
+Revises: customers_0002
 Create Date: 2026-12-01 03:50:00.000000
 
 """
@@ -12,8 +12,8 @@ import core.api
 
 
 # revision identifiers, used by Alembic.
-revision = 'customers_0002_tx'
-down_revision = 'customers_0001'
+revision = 'customers_0003'
+down_revision = 'customers_0002'
 branch_labels = None
 depends_on = None
 
