@@ -597,7 +597,7 @@ def _reveal_levels(actor):
 
 def _changed_values(customer, values, reveal):
     """The cells of an update row that differ from what an export shows for the customer now: a
-    cell left as exported (a masked value included) changes nothing; an emptied cell clears the
+    cell left as exported (masked, or in clear text when the importer may reveal it) changes nothing; an emptied cell clears the
     field (the number, type, owner and status cannot be cleared)."""
     changed = {"kind": values.get("kind", "")}
     for key, text in values.items():
@@ -608,11 +608,13 @@ def _changed_values(customer, values, reveal):
             continue
         if key in FIELDS and customer.kind not in FIELDS[key].kinds and not text:
             continue
-        try:
-            current = _value(customer, key, reveal)
-        except crypto.DecryptionError:
-            current = None
-        if text != (current or "").strip():
+        shown = set()  # as a masked export shows it, and as a clear-text one would for this importer
+        for levels in (set(), reveal) if reveal else (set(),):
+            try:
+                shown.add((_value(customer, key, levels) or "").strip())
+            except crypto.DecryptionError:
+                shown.add("")
+        if text not in shown:
             changed[key] = text
     return changed
 
@@ -714,7 +716,7 @@ def _store_new(actor, batch, result, memo=None):
             else:
                 raise KeyError(f"customers_customer has no field {name}")
         values = {name: getattr(new, name) for name in _COLUMN_FIELDS}
-        values.update(uid=new.uid, number=number, kind=kind, status=status, status_changed_at=now,
+        values.update(uid=new.uid, number=number, number_rev=number[::-1], kind=kind, status=status, status_changed_at=now,
                       source=source, owner_id=owner.id, department_id=owner.department_id,
                       tags=tags, subject_key_id=key_id,
                       completeness=quality.score_of(kind, clean), created_at=now, updated_at=now, version=1)
@@ -753,7 +755,7 @@ def _store_new(actor, batch, result, memo=None):
 
 # the customer's own columns a cleaned row may fill (plain fields and the ciphertext/index columns)
 _COLUMN_FIELDS = tuple(c.name for c in Customer.__table__.columns
-                       if c.name not in ("id", "uid", "number", "kind", "status", "status_changed_at", "source",
+                       if c.name not in ("id", "uid", "number", "number_rev", "kind", "status", "status_changed_at", "source",
                                          "owner_id", "department_id", "tags", "subject_key_id", "completeness",
                                          "created_at", "updated_at", "version"))
 
