@@ -297,8 +297,8 @@ def escalate(actor, alert):
         raise AlertError(_("An incident was opened from this alert already."))
     if not incidents_available(actor):
         raise AlertError(_("The incidents module is not installed."))
-    from modules.incidents import report_from_alert
     from core.api import pick
+    from modules.incidents import report_from_alert
     title = f"{pick(RULE_LABELS[alert.rule])}: {alert.actor}"
     incident = report_from_alert(actor, title=title, description=describe(alert), entry_ids=alert.entries)
     alert.incident_number = incident.number

@@ -2,15 +2,11 @@
 written (no cron run needed) or by `kehu alerts run`; ordinary office work raises none."""
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from core import audit
 from core.db import db
 from core.models import User
 from modules.oversight import alerts
 from modules.oversight.models import Alert
-
-from .conftest import ID_1
 
 TUESDAY_NIGHT = datetime(2026, 12, 1, 18, 30, tzinfo=UTC)  # Wednesday 02:30 in Beijing
 

@@ -8,6 +8,7 @@ import pytest
 from core import selfcheck
 from core.db import db
 from core.models import ModuleState, RoleGrant, User, utcnow
+from tests.conftest import both_suites
 
 
 def _findings(app, secure=False):
@@ -166,3 +167,10 @@ def test_the_command_passes_when_nothing_fails(app, tidy, runner, tmp_path):
     result = runner("selfcheck")
     assert result.exit_code == 0, result.output
     assert "self-check passed" in result.output and "[WARNING] core.https" in result.output
+
+
+@both_suites
+def test_the_cipher_suite_in_use_is_named(app, crypto_suite):
+    finding = _findings(app)["core.suite"]
+    expected = {"aes": "AES-256-GCM + HMAC-SHA256", "sm": "国密 SM4-GCM + HMAC-SM3"}[crypto_suite]
+    assert finding.status == "ok" and expected in finding.detail
