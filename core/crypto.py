@@ -640,6 +640,21 @@ def blind_index_candidates(domain: str, value: str) -> list[str]:
     return keyring().index_digests(domain, value)
 
 
+def rekey_fields(obj, old_key, new_key) -> int:
+    """Re-encrypt every Encrypted field of one row from data key ``old_key`` to ``new_key`` (same
+    AAD; blind indexes do not depend on the data key and stay): for the customers.rekey hook.
+    Returns how many values moved."""
+    moved = 0
+    for attr in vars(type(obj)).values():
+        if isinstance(attr, Encrypted):
+            token = getattr(obj, attr.ct)
+            if token:
+                aad = attr.aad(obj)
+                setattr(obj, attr.ct, encrypt(new_key, decrypt(old_key, token, aad), aad))
+                moved += 1
+    return moved
+
+
 def is_current(value) -> bool:
     """Is a stored ciphertext (a field's text or a file's bytes) under the instance's suite?"""
     current = SUITES[keyring().suite]

@@ -42,3 +42,29 @@ def remove_files(paths) -> int:
         except OSError as exc:
             log.error("cannot remove stored file %s: %s", Path(path).name, exc)
     return removed
+
+
+def replace_files_at_commit(written, replaced) -> None:
+    """Files re-written under new stored names (a re-keyed attachment): the ``replaced`` old files
+    are removed once the transaction commits, the ``written`` new ones if it rolls back, so a row
+    never points at a file it cannot decrypt."""
+    if not (written or replaced):
+        return
+    from sqlalchemy import event
+
+    from core.db import db
+    session = db.session()
+    settled = []  # whichever comes first decides; a later rollback of the session changes nothing
+
+    def committed(_session):
+        if not settled:
+            settled.append("commit")
+            remove_files(replaced)
+
+    def rolled_back(_session, previous):
+        if not settled and not previous.nested:
+            settled.append("rollback")
+            remove_files(written)
+
+    event.listen(session, "after_commit", committed, once=True)
+    event.listen(session, "after_soft_rollback", rolled_back)

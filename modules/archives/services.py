@@ -37,6 +37,7 @@ from core.api import (
     module_setting,
     next_number,
     remove_files,
+    replace_files_at_commit,
     utcnow,
     write_private_file,
 )
@@ -520,10 +521,8 @@ def rekey_attachments(customer, old_key, new_key):
     key. Each file is written anew under a fresh stored name; the old file is removed once the
     transaction commits (and the new one if it rolls back), so a failure never leaves a row
     pointing at a file it cannot decrypt. Returns how many attachments moved."""
-    from sqlalchemy import event
     atts = db.session.execute(select(Attachment).join(Document).where(
         Document.customer_id == customer.id)).scalars().all()
-    session = db.session()
     written, replaced = [], []
     try:
         for att in atts:
@@ -545,21 +544,7 @@ def rekey_attachments(customer, old_key, new_key):
     except BaseException:
         remove_files(written)
         raise
-    if written or replaced:
-        settled = []  # whichever comes first decides; a later rollback of the session changes nothing
-
-        def committed(_session):
-            if not settled:
-                settled.append("commit")
-                remove_files(replaced)
-
-        def rolled_back(_session, previous):
-            if not settled and not previous.nested:
-                settled.append("rollback")
-                remove_files(written)
-
-        event.listen(session, "after_commit", committed, once=True)
-        event.listen(session, "after_soft_rollback", rolled_back)
+    replace_files_at_commit(written, replaced)
     db.session.flush()
     return len(atts)
 

@@ -4,7 +4,7 @@ resolution and return visit, the 投诉处理单 PDF, statistics and the overdue
 Other modules may use what ``EXPORTS`` lists (loaded lazily, so importing this package stays
 light). Hooks this module offers: ``complaints.open_counts`` (it contributes the answer itself;
 grading asks it). Hooks it contributes to: customers.panels, customers.timeline,
-customers.handover. Optional modules it uses when present: grading (shorter deadlines for 重要
+customers.handover, customers.rekey. Optional modules it uses when present: grading (shorter deadlines for 重要
 customers) and archives (closing files a 投诉 document with the PDF).
 """
 from core.api import Manifest, lazy_exports
@@ -47,6 +47,7 @@ def setup(reg):
     reg.hook("customers.panels", hooks.panels)
     reg.hook("customers.timeline", hooks.timeline)
     reg.hook("customers.handover", hooks.handover)
+    reg.hook("customers.rekey", hooks.rekey)
     reg.hook("lifecycle.destroy", data_lifecycle.destroy)
     reg.hook("lifecycle.subject_data", data_lifecycle.subject_data)
     reg.hook("lifecycle.review", data_lifecycle.review)

@@ -47,6 +47,11 @@ def timeline(customer):
             for c in rows]
 
 
+def rekey(customer, old_key, new_key):
+    """customers.rekey: complaint texts and attachments follow the customer to its new data key."""
+    return services.rekey(customer, old_key, new_key)
+
+
 def handover(from_user, to_user, actor):
     """customers.handover: the colleague becomes handler of the leaver's open complaints."""
     return services.hand_over(getattr(from_user, "id", from_user), getattr(to_user, "id", to_user), actor)

@@ -687,22 +687,9 @@ def withdraw_consent(actor, consent, reason):
     return erased
 
 
-def _encrypted_names(model):
-    return [name for name, attr in vars(model).items() if isinstance(attr, crypto.Encrypted)]
-
-
 def reencrypt(obj, old_key, new_key):
-    """Re-encrypt every encrypted field of one row from old_key to new_key (same AAD; the blind
-    indexes do not depend on the data key and stay). Returns how many values moved."""
-    moved = 0
-    for name in _encrypted_names(type(obj)):
-        sealed = type(obj).__dict__[name]
-        token = getattr(obj, sealed.ct)
-        if token:
-            aad = sealed.aad(obj)
-            setattr(obj, sealed.ct, crypto.encrypt(new_key, crypto.decrypt(old_key, token, aad), aad))
-            moved += 1
-    return moved
+    """Re-encrypt every encrypted field of one row from old_key to new_key. Returns how many values moved."""
+    return crypto.rekey_fields(obj, old_key, new_key)
 
 
 def rekey_customer(actor, customer, *, reason):

@@ -293,3 +293,38 @@ def test_the_handler_badge_counts_open_complaints(app, client, login_as, cdept, 
     assert 'id="complaints-badge">2<' in html
     home = client.get("/").get_data(as_text=True)  # in the navigation bar, on every page
     assert 'id="badge-complaints-index">2<' in home
+
+
+def test_complaint_texts_and_attachments_follow_the_customers_new_data_key(app, client, login_as, cdept, customer,
+                                                                             file_complaint):
+    """customers.rekey (a withdrawn separate consent gives the customer a new data key and destroys
+    the old one): the complaint, its steps and attachment stay readable; the old file is gone."""
+    import io
+    import os
+
+    from modules.complaints.models import Complaint
+    from modules.customers import services as customer_services
+    from modules.customers.models import Customer
+    login_as(client, "c_service")
+    cid = file_complaint(client, customer)
+    png = b"\x89PNG\r\n\x1a\n" + b"\1" * 100
+    assert client.post(f"/complaints/{cid}/attachments", data={"attachment": (io.BytesIO(png), "照片.png")},
+                       content_type="multipart/form-data").status_code == 302
+    folder = app.config["UPLOAD_FOLDER"] + "/complaints/"
+    with app.app_context():
+        c = db.session.get(Complaint, cid)
+        old_name, old_key_id, steps = c.attachments[0].stored_name, c.customer.subject_key_id, len(c.steps)
+        assert steps and os.path.exists(folder + old_name)
+        counts = customer_services.rekey_customer(c.customer.owner, db.session.get(Customer, customer),
+                                                  reason="撤回单独同意")
+        db.session.commit()
+        assert counts["complaints"] >= 3  # the description, the request, the attachment's name and file
+    with app.app_context():
+        c = db.session.get(Complaint, cid)
+        assert c.customer.subject_key_id != old_key_id
+        assert c.description == "产品有质量问题" and c.customer_request == "退货"
+        assert c.attachments[0].filename == "照片.png" and c.attachments[0].stored_name != old_name
+        aid = c.attachments[0].id
+    assert not os.path.exists(folder + old_name)
+    r = client.get(f"/complaints/attachments/{aid}")
+    assert r.status_code == 200 and r.data == png
