@@ -254,6 +254,15 @@ def init_app(app) -> None:
         app.logger.warning(warning)
 
 
+def shutdown(app) -> None:
+    """End the app's warm renderer processes now (a test's app, a worker shutting down) rather
+    than when the app is collected."""
+    state = app.extensions.get(_EXTENSION)
+    if state is not None:
+        with state._lock:
+            _close_all(state.idle, os.getpid())
+
+
 def _close_all(renderers: list, owner: int) -> None:
     if os.getpid() != owner:  # a forked copy of the list (in a renderer): not ours to end
         return
@@ -475,10 +484,11 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
     return bytes(buf)
 
 
-def _renderer_loop(job_fd: int, write_fd: int, fonts: dict, max_memory: int) -> None:
+def _renderer_loop(job_fd: int, write_fd: int, fonts: dict, max_memory: int, idle: float) -> None:
     """A pooled renderer process (forked, never returns): the same limits as a one-off child
     (RLIMIT_AS once, RLIMIT_CPU re-armed for each document), one document at a time, each in the
-    temp folder the parent made for it; ends on EOF (the parent closes it, or is gone) and after
+    temp folder the parent made for it; ends on EOF (the parent closes it, or is gone), when idle
+    for longer than PDF_IDLE_SECONDS, and after
     any failed document (the parent then starts a fresh one)."""
     import resource
     try:
@@ -486,7 +496,11 @@ def _renderer_loop(job_fd: int, write_fd: int, fonts: dict, max_memory: int) -> 
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         logging.getLogger("weasyprint").propagate = False
         _limit_child(max_memory, 3600)
+        waiting = select.poll()  # poll, not select: the pipe's number may be above FD_SETSIZE
+        waiting.register(job_fd, select.POLLIN)
         while True:
+            if not waiting.poll((idle + min(idle, 5)) * 1000):
+                return  # idle for longer than the parent would reuse it: end rather than linger
             head = _read_exactly(job_fd, _JOB.size)
             if head is None:
                 return
@@ -547,7 +561,7 @@ class _Renderer:
                 os.closerange(3, low)
                 os.closerange(low + 1, high)
                 os.closerange(high + 1, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
-                _renderer_loop(job_r, result_w, fonts, max_memory)
+                _renderer_loop(job_r, result_w, fonts, max_memory, idle)
             finally:
                 os._exit(1)
         self.pid = pid

@@ -92,6 +92,8 @@ def app(tmp_path, config_overrides, crypto_suite):
             services.install_module("test", name)
         db.session.commit()
     yield app
+    from core import pdf
+    pdf.shutdown(app)  # its warm renderer processes end with the test, not when the app is collected
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

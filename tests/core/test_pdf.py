@@ -409,3 +409,39 @@ def test_busy_when_all_slots_are_taken(app):
 
 def test_pdftools_available():
     assert shutil.which("pdftotext") and shutil.which("pdffonts")
+
+
+def _alive(pid):
+    try:
+        done, _status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return not done
+
+
+def test_warm_renderers_are_reused_recycled_and_ended(app):
+    """The pool: one warm process renders document after document, is replaced after
+    PDF_RENDERS_PER_PROCESS, ends when the app shuts it down, and ends by itself when idle."""
+    import time
+
+    from core import pdf
+    app.config.update(PDF_RENDERS_PER_PROCESS=2, PDF_IDLE_SECONDS=0.3)
+    html = "<p>池</p>"
+    with app.app_context():
+        state = app.extensions["kehu.pdf"]
+        assert pdf.render_html_to_pdf(html).startswith(b"%PDF")
+        first = state.idle[0].pid
+        assert pdf.render_html_to_pdf(html).startswith(b"%PDF")  # second document: the same process, then retired
+        assert not state.idle and not _alive(first)
+        pdf.render_html_to_pdf(html)
+        second = state.idle[0].pid
+        assert second != first and _alive(second)
+        pdf.shutdown(app)
+        assert not state.idle and not _alive(second)
+        pdf.render_html_to_pdf(html)
+        idle_one = state.idle[0].pid
+        deadline = time.monotonic() + 5
+        while _alive(idle_one) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(idle_one)  # gone by itself after 0.3 s (+ margin) without a document
+        assert pdf.render_html_to_pdf(html).startswith(b"%PDF")  # a fresh one takes over
