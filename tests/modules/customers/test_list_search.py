@@ -413,3 +413,21 @@ def test_every_builtin_sort_answers_in_both_directions(app, signed_in, make_cust
             response = signed_in(who).get(f"/customers/?sort={key}&dir={direction}")
             assert response.status_code == 200
             assert set(listed(response.get_data(as_text=True))) == {mine, shared}
+
+
+def test_imported_customers_are_found_by_surname_phone_tail_and_number_tail(app, signed_in):
+    """The batched import writes rows without ORM objects: their partial indexes and reversed
+    number must be there all the same."""
+    from modules.customers import io as cio
+    from tests.modules.customers.test_io import csv_bytes
+    rows = [["个人", "欧阳晓明", "13912345678", "", "", "", "sales1"]]
+    client = signed_in("sales1")
+    with app.app_context():
+        result = cio.import_customers(user("head1"), csv_bytes(rows), "x.csv")
+        assert result.ok and result.created == 1
+        customer = db.session.scalar(select(Customer).where(Customer.number == result.numbers[0]))
+        cid, number = customer.id, customer.number
+    assert found(client, "欧") == {cid}
+    assert found(client, "欧阳") == {cid}
+    assert found(client, "5678") == {cid}
+    assert found(client, number[-3:]) == {cid}
