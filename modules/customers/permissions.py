@@ -15,7 +15,7 @@ ALL = (
     Permission("customers.share", {"zh_CN": "共享客户给同事", "en": "Share customers with colleagues"}, STAFF),
     Permission("customers.handover", {"zh_CN": "离职移交客户", "en": "Hand over a leaver's customers"}, ("head",)),
     Permission("customers.import", {"zh_CN": "导入客户", "en": "Import customers"}, ("head",)),
-    Permission("customers.export", {"zh_CN": "导出客户", "en": "Export customers"}, ("head",)),
+    Permission("customers.export", {"zh_CN": "导出客户", "en": "Export customers"}, ("head", "sales")),
     Permission("customers.marketing_export", {"zh_CN": "导出营销名单", "en": "Export marketing lists"},
                ("head",)),
 )

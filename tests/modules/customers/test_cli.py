@@ -139,7 +139,6 @@ def test_export_writes_a_private_file_and_is_audited(app, runner, heads, tmp_pat
     (["export", "customers", "{dir}/x.csv", "--as", "head1", "--reason", " "], 1),
     (["export", "customers", "{dir}/x.txt", "--as", "head1", "--reason", "对账"], 1),
     (["export", "customers", "{dir}/no/such/x.csv", "--as", "head1", "--reason", "对账"], 1),
-    (["export", "customers", "{dir}/x.csv", "--as", "sales1", "--reason", "对账"], 1),
     (["export", "customers", "{dir}/x.csv", "--as", "sales1", "--reason", "对账", "--marketing"], 1),
 ])
 def test_export_refusals(app, runner, heads, tmp_path, args, code):
@@ -250,3 +249,13 @@ def test_kill_9_in_mid_import_leaves_no_customers(tmp_path):
         conn.execute("ROLLBACK")
     finally:
         conn.close()
+
+
+def test_sales_export_only_their_own_customers(app, runner, heads, tmp_path):
+    """Sales may export (masked, like everyone without an approved request) their own customers only."""
+    runner("import", "customers", write_csv(tmp_path / "k.csv", ROWS), "--as", "head1")
+    out = tmp_path / "mine.csv"
+    result = runner("export", "customers", str(out), "--reason", "回访名单", "--as", "sales1")
+    assert result.exit_code == 0 and result.stdout.strip() == f"{out}: 1 customers exported"
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert [r["名称"] for r in rows] == ["张三"]

@@ -44,10 +44,10 @@ def test_dormant_accounts(app, tidy):
 def test_grants_beyond_the_role_defaults(app, tidy):
     assert _findings(app)["core.grants"].status == "ok"
     with app.app_context():
-        db.session.add(RoleGrant(role="sales", permission="customers.export"))
+        db.session.add(RoleGrant(role="sales", permission="customers.import"))
         db.session.commit()
     finding = _findings(app)["core.grants"]
-    assert finding.status == "warning" and finding.items == ("sales: customers.export (sales1)",)
+    assert finding.status == "warning" and finding.items == ("sales: customers.import (sales1)",)
 
 
 def test_reveal_grants_without_a_current_confidentiality_review(app, ov):
