@@ -33,7 +33,7 @@ CLI              cli_actor(), cli_fail(message), cli_ready()
 settings         module_setting(module, name, default), upload_folder(module)
 files            csv_response(header, rows, filename), neutralise(text): formula-safe CSV for Excel
 stored files     write_private_file(path, data) (0600, atomic), remove_files(paths) after the commit,
-                 replace_files_at_commit(written, replaced) (re-keyed copies: old ones go at the commit)
+                 rekey_files(rows, path_of, old_key, new_key) (customers.rekey: files to a new data key)
 charts           bar_chart(ident, title, {label: count}) drawn by the macro bar_chart_svg (macros.html)
 language         pick({"zh_CN": …, "en": …}) → the text in the user's language
 time             to_local(dt), local_now(), local_today(), company_timezone(): KEHU_TIMEZONE;
@@ -79,7 +79,7 @@ _EXPORTS = {
     "csv_response": ("core.exports", None), "neutralise": ("core.exports", None),
     "AuditTarget": ("core.audit", None), "WorkItem": ("core.hooks", None),
     "bar_chart": ("core.charts", None), "write_private_file": ("core.files", None),
-    "remove_files": ("core.files", None), "replace_files_at_commit": ("core.files", None), "company_timezone": ("core.i18n", None),
+    "remove_files": ("core.files", None), "rekey_files": ("core.files", None), "company_timezone": ("core.i18n", None),
     # security self-check (hook core.selfcheck)
     "Finding": ("core.selfcheck", None), "run_selfcheck": ("core.selfcheck", "run"),
 }

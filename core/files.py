@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -44,10 +45,38 @@ def remove_files(paths) -> int:
     return removed
 
 
-def replace_files_at_commit(written, replaced) -> None:
-    """Files re-written under new stored names (a re-keyed attachment): the ``replaced`` old files
-    are removed once the transaction commits, the ``written`` new ones if it rolls back, so a row
-    never points at a file it cannot decrypt."""
+
+def rekey_files(rows, path_of, old_key, new_key) -> int:
+    """For the customers.rekey hook: each row's stored file (at ``path_of(row)``, sealed with the
+    row's ``aad("content")``) is written anew under ``new_key`` and a fresh ``row.stored_name``.
+    The old files are removed once the transaction commits, the new ones if it rolls back, so a
+    row never points at a file it cannot decrypt. A file lost before is logged and left as it is.
+    Returns how many files moved."""
+    from core import crypto
+    written, replaced = [], []
+    try:
+        for row in rows:
+            old_path = path_of(row)
+            try:
+                blob = Path(old_path).read_bytes()
+            except OSError as exc:  # the row stays; reading it says the file is lost
+                log.error("file of %s %s unreadable while re-keying: %s", row.__tablename__, row.id, exc)
+                continue
+            data = crypto.decrypt_bytes(old_key, blob, row.aad("content"))
+            row.stored_name = secrets.token_hex(16)
+            new_path = path_of(row)
+            write_private_file(new_path, crypto.encrypt_bytes(new_key, data, row.aad("content")))
+            written.append(new_path)
+            replaced.append(old_path)
+    except BaseException:
+        remove_files(written)
+        raise
+    _settle_at_commit(written, replaced)
+    return len(written)
+
+
+def _settle_at_commit(written, replaced) -> None:
+    """Remove ``replaced`` once the session commits, or ``written`` if it rolls back first."""
     if not (written or replaced):
         return
     from sqlalchemy import event

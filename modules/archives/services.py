@@ -36,8 +36,8 @@ from core.api import (
     local_today,
     module_setting,
     next_number,
+    rekey_files,
     remove_files,
-    replace_files_at_commit,
     utcnow,
     write_private_file,
 )
@@ -523,28 +523,9 @@ def rekey_attachments(customer, old_key, new_key):
     pointing at a file it cannot decrypt. Returns how many attachments moved."""
     atts = db.session.execute(select(Attachment).join(Document).where(
         Document.customer_id == customer.id)).scalars().all()
-    written, replaced = [], []
-    try:
-        for att in atts:
-            sealed = Attachment.__dict__["filename"]
-            aad = sealed.aad(att)
-            att.filename_ct = crypto.encrypt(new_key, crypto.decrypt(old_key, att.filename_ct, aad), aad)
-            old_path = attachment_path(att)
-            try:
-                blob = old_path.read_bytes()
-            except OSError as exc:  # the row stays; its file was lost before (read_attachment logs it)
-                log.error("archives: attachment %s file unreadable while re-keying: %s", att.id, exc)
-                continue
-            data = crypto.decrypt_bytes(old_key, blob, att.aad("content"))
-            att.stored_name = secrets.token_hex(16)
-            new_path = attachment_path(att)
-            write_private_file(new_path, crypto.encrypt_bytes(new_key, data, att.aad("content")))
-            written.append(new_path)
-            replaced.append(old_path)
-    except BaseException:
-        remove_files(written)
-        raise
-    replace_files_at_commit(written, replaced)
+    for att in atts:
+        crypto.rekey_fields(att, old_key, new_key)  # the file's name
+    rekey_files(atts, attachment_path, old_key, new_key)
     db.session.flush()
     return len(atts)
 

@@ -34,8 +34,8 @@ from core.api import (
     next_number,
     ownership_rule,
     pdf,
+    rekey_files,
     remove_files,
-    replace_files_at_commit,
     scoped,
     to_local,
     utcnow,
@@ -797,29 +797,11 @@ def rekey(customer, old_key, new_key):
     the old one goes once the transaction commits (the new one if it rolls back). Returns how many
     values and files moved."""
     rows = db.session.execute(select(Complaint).where(Complaint.customer_id == customer.id)).scalars().all()
-    moved, written, replaced = 0, [], []
-    try:
-        for c in rows:
-            moved += crypto.rekey_fields(c, old_key, new_key)
-            moved += sum(crypto.rekey_fields(step, old_key, new_key) for step in c.steps)
-            for att in c.attachments:
-                moved += crypto.rekey_fields(att, old_key, new_key)
-                old_path = attachment_path(att)
-                try:
-                    blob = old_path.read_bytes()
-                except OSError as exc:  # the row stays; its file was lost before (the download says so)
-                    log.error("complaints: attachment %s file unreadable while re-keying: %s", att.id, exc)
-                    continue
-                data = crypto.decrypt_bytes(old_key, blob, att.aad("content"))
-                att.stored_name = secrets.token_hex(16)
-                new_path = attachment_path(att)
-                write_private_file(new_path, crypto.encrypt_bytes(new_key, data, att.aad("content")))
-                written.append(new_path)
-                replaced.append(old_path)
-                moved += 1
-    except BaseException:
-        remove_files(written)
-        raise
-    replace_files_at_commit(written, replaced)
+    moved = 0
+    for c in rows:
+        moved += crypto.rekey_fields(c, old_key, new_key)
+        moved += sum(crypto.rekey_fields(step, old_key, new_key) for step in c.steps)
+        moved += sum(crypto.rekey_fields(att, old_key, new_key) for att in c.attachments)
+        moved += rekey_files(c.attachments, attachment_path, old_key, new_key)
     db.session.flush()
     return moved
