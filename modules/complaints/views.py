@@ -84,6 +84,15 @@ def _handler_choices(department_id, empty_label):
     return [("", empty_label)] + [(u.id, str(u)) for u in services.handlers(department_id)]
 
 
+def _field_error(form, exc):
+    """Put a service's error next to its field; an error of no field is returned for the top of the form."""
+    target = getattr(form, exc.field, None) if exc.field else None
+    if target is None:
+        return [str(exc)]
+    target.errors = [*list(target.errors or ()), str(exc)]
+    return []
+
+
 def _errors_to_form(form, exc):
     target = getattr(form, exc.field, None) if exc.field else None
     if target is not None:
@@ -170,19 +179,27 @@ def _complaint(complaint_id):
 @bp.route("/<int:complaint_id>")
 @require(VIEW)
 def detail(complaint_id):
-    c = _complaint(complaint_id)
+    return _render_detail(_complaint(complaint_id))
+
+
+def _render_detail(c, step_form=None, failed_step=None, attachment_form=None, general_errors=(), status=200):
+    """The complaint's page; after a refused step or upload, that form again with its errors next to
+    its fields and what was typed kept (answered 400)."""
     steps = services.allowed_steps(current_user, c)
     form = StepForm(formdata=None)
     if "assign" in steps:
         form.handler_id.choices = _handler_choices(c.department_id, _("(choose)"))
+        if step_form is not None:
+            step_form.handler_id.choices = form.handler_id.choices
     return render_template("complaints/detail.html", c=c, steps=steps, form=form,
+                           step_form=step_form, failed_step=failed_step, general_errors=list(general_errors),
                            state=services.deadline_state(c), next_due=services.next_due(c),
                            may_handle=services.may_handle(current_user, c),
                            may_attach=services.may_handle(current_user, c) or (
                                c.created_by == current_user.id and c.status == "new"),
-                           attachment_form=AttachmentForm(formdata=None),
+                           attachment_form=attachment_form or AttachmentForm(formdata=None),
                            customer_name=services.customer_name, safe=services._safe,
-                           can_print=can(current_user, PRINT))
+                           can_print=can(current_user, PRINT)), status
 
 
 @bp.route("/<int:complaint_id>/edit", methods=["GET", "POST"])
@@ -220,10 +237,7 @@ def step(complaint_id, step):
     form = StepForm()
     back = redirect(url_for("complaints.detail", complaint_id=c.id))
     if not form.validate():
-        for errors in form.errors.values():
-            for error in errors:
-                flash(str(error), "danger")
-        return back
+        return _render_detail(c, step_form=form, failed_step=step, status=400)
     data = {f.name: f.data for f in form if f.name != "csrf_token"}
     filed = None
     try:
@@ -233,8 +247,8 @@ def step(complaint_id, step):
         deny(exc.permission)
     except services.ComplaintError as exc:
         db.session.rollback()
-        flash(str(exc), "danger")
-        return back
+        return _render_detail(c, step_form=form, failed_step=step, status=400,
+                              general_errors=_field_error(form, exc))
     except StaleDataError:
         db.session.rollback()
         flash(_("Someone else changed this complaint meanwhile. Reload the page and try again."), "danger")
@@ -258,8 +272,8 @@ def upload(complaint_id):
     back = redirect(url_for("complaints.detail", complaint_id=c.id))
     file = form.attachment.data
     if not form.validate() or not file or not getattr(file, "filename", ""):
-        flash(_("Choose a file."), "danger")
-        return back
+        form.attachment.errors = [_("Choose a file.")]
+        return _render_detail(c, attachment_form=form, status=400)
     path = None
     try:
         _att, path = services.add_attachment(current_user, c, file.filename, services.read_upload(file.stream))
@@ -268,8 +282,8 @@ def upload(complaint_id):
         deny(exc.permission)
     except services.ComplaintError as exc:
         db.session.rollback()
-        flash(str(exc), "danger")
-        return back
+        form.attachment.errors = [str(exc)]
+        return _render_detail(c, attachment_form=form, status=400)
     except BaseException:
         db.session.rollback()
         if path is not None:
