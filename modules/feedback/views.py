@@ -131,11 +131,19 @@ def template_new():
 @bp.route("/templates/<int:template_id>")
 @require(VIEW)
 def template_detail(template_id):
-    t = _template(template_id)
+    return _template_page(_template(template_id))
+
+
+def _template_page(t, action_error=None, action_key=None, status=200):
+    """The template's page; after a refused design action its message stands next to the question's
+    row (``action_key``) or next to the publish button (answered 400)."""
     questions = services.questions_of(t)
+    if action_key is not None and action_key not in {q["key"] for q in questions}:
+        action_key = None  # a question no longer there: the message goes above the table
     return render_template("feedback/template.html", t=t, questions=questions, preview=answer_form(questions),
                            changed=services.has_changes(t), target_text=services.target_text(t),
-                           may_design=can(current_user, DESIGN) and current_user.role == "head")
+                           may_design=can(current_user, DESIGN) and current_user.role == "head",
+                           action_error=action_error, action_key=action_key), status
 
 
 @bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
@@ -191,29 +199,28 @@ def question_edit(template_id, key):
     return _question_page(t, form, key)
 
 
-def _design_action(template_id, func):
+def _design_action(template_id, func, key=None):
     t = _template(template_id)
     try:
         func(t)
     except ServiceError as exc:
         db.session.rollback()
-        flash(str(exc), "danger")
-    else:
-        db.session.commit()
+        return _template_page(t, action_error=str(exc), action_key=key, status=400)
+    db.session.commit()
     return redirect(url_for("feedback.template_detail", template_id=t.id))
 
 
 @bp.route("/templates/<int:template_id>/questions/<key>/delete", methods=["POST"])
 @require(DESIGN, kind="action")
 def question_delete(template_id, key):
-    return _design_action(template_id, lambda t: services.remove_question(current_user, t, key))
+    return _design_action(template_id, lambda t: services.remove_question(current_user, t, key), key)
 
 
 @bp.route("/templates/<int:template_id>/questions/<key>/move", methods=["POST"])
 @require(DESIGN, kind="action")
 def question_move(template_id, key):
     step = -1 if request.form.get("direction") == "up" else 1
-    return _design_action(template_id, lambda t: services.move_question(current_user, t, key, step))
+    return _design_action(template_id, lambda t: services.move_question(current_user, t, key, step), key)
 
 
 @bp.route("/templates/<int:template_id>/publish", methods=["POST"])
