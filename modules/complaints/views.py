@@ -166,7 +166,8 @@ def new():
                             number=c.duplicate_of.number), "warning")
                 return redirect(url_for("complaints.detail", complaint_id=c.id))
     return render_template("complaints/form.html", form=form, customer=customer, is_head=is_head,
-                           customer_name=services.customer_name, editing=None)
+                           customer_name=services.customer_name, editing=None), \
+        400 if request.method == "POST" else 200
 
 
 # --- one complaint ------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def edit(complaint_id):
             flash(_("Saved."), "success")
             return redirect(url_for("complaints.detail", complaint_id=c.id))
     return render_template("complaints/form.html", form=form, customer=c.customer, is_head=False,
-                           customer_name=services.customer_name, editing=c)
+                           customer_name=services.customer_name, editing=c), 400 if request.method == "POST" else 200
 
 
 @bp.route(f"/<int:complaint_id>/step/<any({', '.join(STEP_NAMES)}):step>", methods=["POST"])
@@ -363,7 +364,7 @@ def policy():
         else:
             flash(_("Saved.") if changed else _("Nothing changed."), "success")
             return redirect(url_for("complaints.policy"))
-    return render_template("complaints/policy.html", form=form, rules=rules)
+    return render_template("complaints/policy.html", form=form, rules=rules), 400 if request.method == "POST" else 200
 
 
 def _period():

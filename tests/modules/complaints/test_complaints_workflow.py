@@ -38,7 +38,7 @@ def test_intake_from_the_list_by_customer_number_only_in_remit(app, client, logi
     login_as(client, "c_service2", role="service", dept="D2")
     r = client.post("/complaints/new", data={"customer_number": number, "channel": "phone", "category": "产品质量",
                                              "severity": "normal", "description": "x"})
-    assert r.status_code == 200 and "您的权限范围内没有此编号的客户" in r.get_data(as_text=True)
+    assert r.status_code == 400 and "您的权限范围内没有此编号的客户" in r.get_data(as_text=True)
     client.post("/logout")
     login_as(client, "c_service")
     r = client.post("/complaints/new", data={"customer_number": number.lower(), "channel": "wechat",
@@ -381,3 +381,22 @@ def test_a_refused_attachment_answers_400_with_the_error_under_the_file_field(
     with app.app_context():
         assert db.session.get(Complaint, cid).attachments == []
     assert audit_actions(app, "complaints.attachment.added") == []
+
+
+def test_a_refused_edit_or_policy_answers_400_with_the_error_under_its_field(app, client, login_as, cdept, customer,
+                                                                            file_complaint, complaint_row):
+    login_as(client, "c_service")
+    cid = file_complaint(client, customer)
+    r = client.post(f"/complaints/{cid}/edit", data={**INTAKE_DATA, "description": "", "severity": "urgent"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and _feedback(html, "description")
+    assert complaint_row(cid).severity != "urgent"
+    client.post("/logout")
+    login_as(client, "c_head", role="head")
+    r = client.post("/complaints/policy", data={"categories": "产品质量", "normal_response": "0", "normal_resolution": "48",
+                                                "serious_response": "4", "serious_resolution": "24",
+                                                "urgent_response": "1", "urgent_resolution": "8",
+                                                "important_percent": "50"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and _feedback(html, "normal_response")
+    assert not audit_actions(app, "complaints.policy.changed")
