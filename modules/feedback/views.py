@@ -58,12 +58,21 @@ def _nav_context():
     return {"feedback_can": {name: can(current_user, name) for name in (DESIGN, FILL, LINK, PLAN, PRINT, SUMMARY)}}
 
 
-def _to_form(form, exc):
+def _to_form(form, exc, general=None):
+    """Put a service's error next to its field; one of no field goes to ``general`` (shown at the top
+    of the form) when given, else to a flash."""
     target = getattr(form, getattr(exc, "field", None) or "", None) if form is not None else None
     if target is not None:
         target.errors = [*target.errors, str(exc)] if isinstance(target.errors, list) else [str(exc)]
+    elif general is not None:
+        general.append(str(exc))
     else:
         flash(str(exc), "danger")
+
+
+def _status():
+    """A form page re-rendered after a POST shows errors: answered 400."""
+    return 400 if request.method == "POST" else 200
 
 
 def _template(template_id):
@@ -115,17 +124,18 @@ def _customer_name(customer):
 def template_new():
     form = TemplateForm()
     _target_choices(form)
+    general = []
     if form.validate_on_submit():
         try:
             t = services.create_template(current_user, form.data)
         except ServiceError as exc:
             db.session.rollback()
-            _to_form(form, exc)
+            _to_form(form, exc, general)
         else:
             db.session.commit()
             flash(_("Template created; add its questions, then publish it."), "success")
             return redirect(url_for("feedback.template_detail", template_id=t.id))
-    return render_template("feedback/template_form.html", form=form, t=None)
+    return render_template("feedback/template_form.html", form=form, t=None, general_errors=general), _status()
 
 
 @bp.route("/templates/<int:template_id>")
@@ -152,20 +162,22 @@ def template_edit(template_id):
     t = _template(template_id)
     form = TemplateForm(obj=t)
     _target_choices(form)
+    general = []
     if form.validate_on_submit():
         try:
             services.update_template(current_user, t, form.data)
         except ServiceError as exc:
             db.session.rollback()
-            _to_form(form, exc)
+            _to_form(form, exc, general)
         else:
             db.session.commit()
             return redirect(url_for("feedback.template_detail", template_id=t.id))
-    return render_template("feedback/template_form.html", form=form, t=t)
+    return render_template("feedback/template_form.html", form=form, t=t, general_errors=general), _status()
 
 
 def _question_page(t, form, key=None):
     form.kind.choices = [(k, pick(v)) for k, v in FIELD_KINDS.items()]
+    general = []
     if form.validate_on_submit():
         try:
             if key is None:
@@ -174,11 +186,11 @@ def _question_page(t, form, key=None):
                 services.update_question(current_user, t, key, form.data)
         except ServiceError as exc:
             db.session.rollback()
-            _to_form(form, exc)
+            _to_form(form, exc, general)
         else:
             db.session.commit()
             return redirect(url_for("feedback.template_detail", template_id=t.id))
-    return render_template("feedback/question_form.html", form=form, t=t, key=key)
+    return render_template("feedback/question_form.html", form=form, t=t, key=key, general_errors=general), _status()
 
 
 @bp.route("/templates/<int:template_id>/questions/new", methods=["GET", "POST"])

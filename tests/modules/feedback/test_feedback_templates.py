@@ -37,9 +37,12 @@ def test_head_designs_previews_and_publishes_versions(app, client, login_as, fde
 def test_a_question_needs_a_label_and_choices_need_options(client, login_as, fdept):
     login_as(client, "f_head", role="head")
     template_id = design(client, questions=[], publish=False)
-    html = client.post(f"/feedback/templates/{template_id}/questions/new",
-                       data={"kind": "single", "label": "渠道", "options": "电话"}).get_data(as_text=True)
-    assert "options-error" in html
+    r = client.post(f"/feedback/templates/{template_id}/questions/new",
+                    data={"kind": "single", "label": "渠道", "options": "电话"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "options-error" in html and "渠道" in html
+    r = client.post(f"/feedback/templates/{template_id}/questions/new", data={"kind": "text", "label": ""})
+    assert r.status_code == 400 and re.search(r'id="label-error">此项为必填项。</div>', r.get_data(as_text=True))
     html = client.get(f"/feedback/templates/{template_id}").get_data(as_text=True)
     assert "还没有题目" in html
 
