@@ -84,6 +84,15 @@ def _handler_choices(department_id, empty_label):
     return [("", empty_label)] + [(u.id, str(u)) for u in services.handlers(department_id)]
 
 
+def _field_error(form, exc):
+    """Put a service's error next to its field; an error of no field is returned for the top of the form."""
+    target = getattr(form, exc.field, None) if exc.field else None
+    if target is None:
+        return [str(exc)]
+    target.errors = [*list(target.errors or ()), str(exc)]
+    return []
+
+
 def _errors_to_form(form, exc):
     target = getattr(form, exc.field, None) if exc.field else None
     if target is not None:
@@ -157,7 +166,8 @@ def new():
                             number=c.duplicate_of.number), "warning")
                 return redirect(url_for("complaints.detail", complaint_id=c.id))
     return render_template("complaints/form.html", form=form, customer=customer, is_head=is_head,
-                           customer_name=services.customer_name, editing=None)
+                           customer_name=services.customer_name, editing=None), \
+        400 if request.method == "POST" else 200
 
 
 # --- one complaint ------------------------------------------------------------------------------
@@ -170,19 +180,27 @@ def _complaint(complaint_id):
 @bp.route("/<int:complaint_id>")
 @require(VIEW)
 def detail(complaint_id):
-    c = _complaint(complaint_id)
+    return _render_detail(_complaint(complaint_id))
+
+
+def _render_detail(c, step_form=None, failed_step=None, attachment_form=None, general_errors=(), status=200):
+    """The complaint's page; after a refused step or upload, that form again with its errors next to
+    its fields and what was typed kept (answered 400)."""
     steps = services.allowed_steps(current_user, c)
     form = StepForm(formdata=None)
     if "assign" in steps:
         form.handler_id.choices = _handler_choices(c.department_id, _("(choose)"))
+        if step_form is not None:
+            step_form.handler_id.choices = form.handler_id.choices
     return render_template("complaints/detail.html", c=c, steps=steps, form=form,
+                           step_form=step_form, failed_step=failed_step, general_errors=list(general_errors),
                            state=services.deadline_state(c), next_due=services.next_due(c),
                            may_handle=services.may_handle(current_user, c),
                            may_attach=services.may_handle(current_user, c) or (
                                c.created_by == current_user.id and c.status == "new"),
-                           attachment_form=AttachmentForm(formdata=None),
+                           attachment_form=attachment_form or AttachmentForm(formdata=None),
                            customer_name=services.customer_name, safe=services._safe,
-                           can_print=can(current_user, PRINT))
+                           can_print=can(current_user, PRINT)), status
 
 
 @bp.route("/<int:complaint_id>/edit", methods=["GET", "POST"])
@@ -210,7 +228,7 @@ def edit(complaint_id):
             flash(_("Saved."), "success")
             return redirect(url_for("complaints.detail", complaint_id=c.id))
     return render_template("complaints/form.html", form=form, customer=c.customer, is_head=False,
-                           customer_name=services.customer_name, editing=c)
+                           customer_name=services.customer_name, editing=c), 400 if request.method == "POST" else 200
 
 
 @bp.route(f"/<int:complaint_id>/step/<any({', '.join(STEP_NAMES)}):step>", methods=["POST"])
@@ -220,10 +238,7 @@ def step(complaint_id, step):
     form = StepForm()
     back = redirect(url_for("complaints.detail", complaint_id=c.id))
     if not form.validate():
-        for errors in form.errors.values():
-            for error in errors:
-                flash(str(error), "danger")
-        return back
+        return _render_detail(c, step_form=form, failed_step=step, status=400)
     data = {f.name: f.data for f in form if f.name != "csrf_token"}
     filed = None
     try:
@@ -233,8 +248,8 @@ def step(complaint_id, step):
         deny(exc.permission)
     except services.ComplaintError as exc:
         db.session.rollback()
-        flash(str(exc), "danger")
-        return back
+        return _render_detail(c, step_form=form, failed_step=step, status=400,
+                              general_errors=_field_error(form, exc))
     except StaleDataError:
         db.session.rollback()
         flash(_("Someone else changed this complaint meanwhile. Reload the page and try again."), "danger")
@@ -258,8 +273,8 @@ def upload(complaint_id):
     back = redirect(url_for("complaints.detail", complaint_id=c.id))
     file = form.attachment.data
     if not form.validate() or not file or not getattr(file, "filename", ""):
-        flash(_("Choose a file."), "danger")
-        return back
+        form.attachment.errors = [_("Choose a file.")]
+        return _render_detail(c, attachment_form=form, status=400)
     path = None
     try:
         _att, path = services.add_attachment(current_user, c, file.filename, services.read_upload(file.stream))
@@ -268,8 +283,8 @@ def upload(complaint_id):
         deny(exc.permission)
     except services.ComplaintError as exc:
         db.session.rollback()
-        flash(str(exc), "danger")
-        return back
+        form.attachment.errors = [str(exc)]
+        return _render_detail(c, attachment_form=form, status=400)
     except BaseException:
         db.session.rollback()
         if path is not None:
@@ -349,7 +364,7 @@ def policy():
         else:
             flash(_("Saved.") if changed else _("Nothing changed."), "success")
             return redirect(url_for("complaints.policy"))
-    return render_template("complaints/policy.html", form=form, rules=rules)
+    return render_template("complaints/policy.html", form=form, rules=rules), 400 if request.method == "POST" else 200
 
 
 def _period():

@@ -58,12 +58,21 @@ def _nav_context():
     return {"feedback_can": {name: can(current_user, name) for name in (DESIGN, FILL, LINK, PLAN, PRINT, SUMMARY)}}
 
 
-def _to_form(form, exc):
+def _to_form(form, exc, general=None):
+    """Put a service's error next to its field; one of no field goes to ``general`` (shown at the top
+    of the form) when given, else to a flash."""
     target = getattr(form, getattr(exc, "field", None) or "", None) if form is not None else None
     if target is not None:
         target.errors = [*target.errors, str(exc)] if isinstance(target.errors, list) else [str(exc)]
+    elif general is not None:
+        general.append(str(exc))
     else:
         flash(str(exc), "danger")
+
+
+def _status():
+    """A form page re-rendered after a POST shows errors: answered 400."""
+    return 400 if request.method == "POST" else 200
 
 
 def _template(template_id):
@@ -115,27 +124,36 @@ def _customer_name(customer):
 def template_new():
     form = TemplateForm()
     _target_choices(form)
+    general = []
     if form.validate_on_submit():
         try:
             t = services.create_template(current_user, form.data)
         except ServiceError as exc:
             db.session.rollback()
-            _to_form(form, exc)
+            _to_form(form, exc, general)
         else:
             db.session.commit()
             flash(_("Template created; add its questions, then publish it."), "success")
             return redirect(url_for("feedback.template_detail", template_id=t.id))
-    return render_template("feedback/template_form.html", form=form, t=None)
+    return render_template("feedback/template_form.html", form=form, t=None, general_errors=general), _status()
 
 
 @bp.route("/templates/<int:template_id>")
 @require(VIEW)
 def template_detail(template_id):
-    t = _template(template_id)
+    return _template_page(_template(template_id))
+
+
+def _template_page(t, action_error=None, action_key=None, status=200):
+    """The template's page; after a refused design action its message stands next to the question's
+    row (``action_key``) or next to the publish button (answered 400)."""
     questions = services.questions_of(t)
+    if action_key is not None and action_key not in {q["key"] for q in questions}:
+        action_key = None  # a question no longer there: the message goes above the table
     return render_template("feedback/template.html", t=t, questions=questions, preview=answer_form(questions),
                            changed=services.has_changes(t), target_text=services.target_text(t),
-                           may_design=can(current_user, DESIGN) and current_user.role == "head")
+                           may_design=can(current_user, DESIGN) and current_user.role == "head",
+                           action_error=action_error, action_key=action_key), status
 
 
 @bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
@@ -144,20 +162,22 @@ def template_edit(template_id):
     t = _template(template_id)
     form = TemplateForm(obj=t)
     _target_choices(form)
+    general = []
     if form.validate_on_submit():
         try:
             services.update_template(current_user, t, form.data)
         except ServiceError as exc:
             db.session.rollback()
-            _to_form(form, exc)
+            _to_form(form, exc, general)
         else:
             db.session.commit()
             return redirect(url_for("feedback.template_detail", template_id=t.id))
-    return render_template("feedback/template_form.html", form=form, t=t)
+    return render_template("feedback/template_form.html", form=form, t=t, general_errors=general), _status()
 
 
 def _question_page(t, form, key=None):
     form.kind.choices = [(k, pick(v)) for k, v in FIELD_KINDS.items()]
+    general = []
     if form.validate_on_submit():
         try:
             if key is None:
@@ -166,11 +186,11 @@ def _question_page(t, form, key=None):
                 services.update_question(current_user, t, key, form.data)
         except ServiceError as exc:
             db.session.rollback()
-            _to_form(form, exc)
+            _to_form(form, exc, general)
         else:
             db.session.commit()
             return redirect(url_for("feedback.template_detail", template_id=t.id))
-    return render_template("feedback/question_form.html", form=form, t=t, key=key)
+    return render_template("feedback/question_form.html", form=form, t=t, key=key, general_errors=general), _status()
 
 
 @bp.route("/templates/<int:template_id>/questions/new", methods=["GET", "POST"])
@@ -191,29 +211,28 @@ def question_edit(template_id, key):
     return _question_page(t, form, key)
 
 
-def _design_action(template_id, func):
+def _design_action(template_id, func, key=None):
     t = _template(template_id)
     try:
         func(t)
     except ServiceError as exc:
         db.session.rollback()
-        flash(str(exc), "danger")
-    else:
-        db.session.commit()
+        return _template_page(t, action_error=str(exc), action_key=key, status=400)
+    db.session.commit()
     return redirect(url_for("feedback.template_detail", template_id=t.id))
 
 
 @bp.route("/templates/<int:template_id>/questions/<key>/delete", methods=["POST"])
 @require(DESIGN, kind="action")
 def question_delete(template_id, key):
-    return _design_action(template_id, lambda t: services.remove_question(current_user, t, key))
+    return _design_action(template_id, lambda t: services.remove_question(current_user, t, key), key)
 
 
 @bp.route("/templates/<int:template_id>/questions/<key>/move", methods=["POST"])
 @require(DESIGN, kind="action")
 def question_move(template_id, key):
     step = -1 if request.form.get("direction") == "up" else 1
-    return _design_action(template_id, lambda t: services.move_question(current_user, t, key, step))
+    return _design_action(template_id, lambda t: services.move_question(current_user, t, key, step), key)
 
 
 @bp.route("/templates/<int:template_id>/publish", methods=["POST"])

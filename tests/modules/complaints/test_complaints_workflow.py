@@ -38,7 +38,7 @@ def test_intake_from_the_list_by_customer_number_only_in_remit(app, client, logi
     login_as(client, "c_service2", role="service", dept="D2")
     r = client.post("/complaints/new", data={"customer_number": number, "channel": "phone", "category": "产品质量",
                                              "severity": "normal", "description": "x"})
-    assert r.status_code == 200 and "您的权限范围内没有此编号的客户" in r.get_data(as_text=True)
+    assert r.status_code == 400 and "您的权限范围内没有此编号的客户" in r.get_data(as_text=True)
     client.post("/logout")
     login_as(client, "c_service")
     r = client.post("/complaints/new", data={"customer_number": number.lower(), "channel": "wechat",
@@ -124,7 +124,7 @@ def test_a_closed_complaint_cannot_be_edited_only_reopened_with_a_reason(app, cl
     with app.app_context():
         from modules.complaints.models import Complaint
         assert db.session.get(Complaint, cid).description == "产品有质量问题"
-    assert client.post(f"/complaints/{cid}/attachments", data={}).status_code == 302
+    assert client.post(f"/complaints/{cid}/attachments", data={}).status_code in (302, 400)
     step(client, cid, "reopen")  # no reason
     assert complaint_row(cid).status == "closed"
     step(client, cid, "reopen", comment="客户再次来电")
@@ -219,7 +219,7 @@ def test_wrong_state_steps_are_refused_without_change(app, client, login_as, cde
     cid = file_complaint(client, customer)
     for name in ("start", "resolve", "visit", "close", "reopen"):
         r = step(client, cid, name, comment="x", cause="a", measures="b", result="c", satisfaction="3")
-        assert r.status_code == 302
+        assert r.status_code == 400 and 'id="complaints-step-error"' in r.get_data(as_text=True)
         assert complaint_row(cid).status == "new", name
 
 
@@ -265,7 +265,7 @@ def test_attachments_are_content_checked_encrypted_and_downloaded_as_files(app, 
     png = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
     r = client.post(f"/complaints/{cid}/attachments", data={"attachment": (io.BytesIO(b"<html><script>"), "x.pdf")},
                     content_type="multipart/form-data")
-    assert r.status_code == 302
+    assert r.status_code == 400 and 'id="attachment-error"' in r.get_data(as_text=True)
     r = client.post(f"/complaints/{cid}/attachments", data={"attachment": (io.BytesIO(png), "照片.png")},
                     content_type="multipart/form-data")
     assert r.status_code == 302
@@ -328,3 +328,75 @@ def test_complaint_texts_and_attachments_follow_the_customers_new_data_key(app, 
     assert not os.path.exists(folder + old_name)
     r = client.get(f"/complaints/attachments/{aid}")
     assert r.status_code == 200 and r.data == png
+
+
+def _feedback(html, field_id):
+    """The text of the error element next to the field ``field_id``."""
+    import re
+    m = re.search(rf'<div class="invalid-feedback d-block" id="{field_id}-error">(.*?)</div>', html, re.S)
+    assert m, f"no error next to {field_id}"
+    return m.group(1)
+
+
+def test_a_refused_step_answers_400_with_the_error_under_its_field_and_the_typed_text_kept(
+        app, client, login_as, cdept, customer, file_complaint, complaint_row):
+    login_as(client, "c_service")
+    cid = file_complaint(client, customer)
+    assert step(client, cid, "accept").status_code == 302
+    assert step(client, cid, "start").status_code == 302
+    before = len(audit_actions(app, "complaints.complaint.step"))
+    # a service's error of one field (the reason of a send-back is required)
+    r = step(client, cid, "return", comment="")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400
+    assert "此项为必填项。" in _feedback(html, "comment")
+    assert "alert-danger" not in html.split('id="complaints-step-return"')[0]  # no banner at the top
+    assert complaint_row(cid).status == "in_progress"
+    # a form validation error (too long), the other texts typed stay in the form
+    r = step(client, cid, "resolve", cause="原因<b>", measures="措施", result="x" * 5001)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400
+    assert _feedback(html, "result")
+    assert "原因&lt;b&gt;" in html and "措施" in html
+    assert "alert-danger" not in html.split('id="complaints-step-resolve"')[0]
+    c = complaint_row(cid)
+    assert c.status == "in_progress" and c.resolved_at is None
+    assert len(audit_actions(app, "complaints.complaint.step")) == before
+
+
+def test_a_refused_attachment_answers_400_with_the_error_under_the_file_field(
+        app, client, login_as, cdept, customer, file_complaint):
+    import io
+    login_as(client, "c_service")
+    cid = file_complaint(client, customer)
+    r = client.post(f"/complaints/{cid}/attachments", data={}, content_type="multipart/form-data")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "请选择文件。" in _feedback(html, "attachment")
+    r = client.post(f"/complaints/{cid}/attachments", data={"attachment": (io.BytesIO(b""), "x.png")},
+                    content_type="multipart/form-data")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and _feedback(html, "attachment")
+    assert "alert-danger" not in html.split('id="complaints-attachments"')[0]
+    from modules.complaints.models import Complaint
+    with app.app_context():
+        assert db.session.get(Complaint, cid).attachments == []
+    assert audit_actions(app, "complaints.attachment.added") == []
+
+
+def test_a_refused_edit_or_policy_answers_400_with_the_error_under_its_field(app, client, login_as, cdept, customer,
+                                                                            file_complaint, complaint_row):
+    login_as(client, "c_service")
+    cid = file_complaint(client, customer)
+    r = client.post(f"/complaints/{cid}/edit", data={**INTAKE_DATA, "description": "", "severity": "urgent"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and _feedback(html, "description")
+    assert complaint_row(cid).severity != "urgent"
+    client.post("/logout")
+    login_as(client, "c_head", role="head")
+    r = client.post("/complaints/policy", data={"categories": "产品质量", "normal_response": "0", "normal_resolution": "48",
+                                                "serious_response": "4", "serious_resolution": "24",
+                                                "urgent_response": "1", "urgent_resolution": "8",
+                                                "important_percent": "50"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and _feedback(html, "normal_response")
+    assert not audit_actions(app, "complaints.policy.changed")

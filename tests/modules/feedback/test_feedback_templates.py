@@ -37,9 +37,12 @@ def test_head_designs_previews_and_publishes_versions(app, client, login_as, fde
 def test_a_question_needs_a_label_and_choices_need_options(client, login_as, fdept):
     login_as(client, "f_head", role="head")
     template_id = design(client, questions=[], publish=False)
-    html = client.post(f"/feedback/templates/{template_id}/questions/new",
-                       data={"kind": "single", "label": "渠道", "options": "电话"}).get_data(as_text=True)
-    assert "options-error" in html
+    r = client.post(f"/feedback/templates/{template_id}/questions/new",
+                    data={"kind": "single", "label": "渠道", "options": "电话"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "options-error" in html and "渠道" in html
+    r = client.post(f"/feedback/templates/{template_id}/questions/new", data={"kind": "text", "label": ""})
+    assert r.status_code == 400 and re.search(r'id="label-error">此项为必填项。</div>', r.get_data(as_text=True))
     html = client.get(f"/feedback/templates/{template_id}").get_data(as_text=True)
     assert "还没有题目" in html
 
@@ -113,3 +116,34 @@ def test_customers_out_of_remit_answer_404(app, client, login_as, fdept, custome
     client.post("/logout")
     login_as(client, "f_head2", role="head", dept="D2")
     assert client.get(f"/feedback/templates/{template}").status_code == 404
+
+
+def _action_error(html):
+    m = re.search(r'<div class="invalid-feedback d-block[^"]*" id="feedback-action-error">(.*?)</div>', html, re.S)
+    assert m, "no error next to the action"
+    return m.group(1)
+
+
+def test_a_refused_design_action_answers_400_with_the_message_next_to_it(app, client, login_as, fdept):
+    login_as(client, "f_head", role="head")
+    template_id = design(client)  # published as v1
+    from modules.feedback import services
+    from modules.feedback.models import Template
+
+    def published():
+        with app.app_context():
+            return [v.number for v in db.session.get(Template, template_id).versions], len(db.session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "feedback.template.published")).all())
+    before = published()
+    r = client.post(f"/feedback/templates/{template_id}/publish")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "与上一版本相比没有变化。" in _action_error(html)
+    assert "alert-danger" not in html
+    assert published() == before == ([1], 1)
+    # a question that is not there: refused, the order of the draft unchanged
+    r = client.post(f"/feedback/templates/{template_id}/questions/nope/move", data={"direction": "up"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and "没有这道题目。" in _action_error(html)
+    with app.app_context():
+        t = db.session.get(Template, template_id)
+        assert [q["key"] for q in services.questions_of(t)] == [q["key"] for q in t.versions[0].question_list]
