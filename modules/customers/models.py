@@ -122,6 +122,11 @@ class Customer(db.Model):
 # creates it too)
 event.listen(Customer.__table__, "before_create",
              DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
+# SQLite's trigram index on company names (search.FTS_DDL), made with the table by create_all
+for _statement in search.FTS_DDL:
+    event.listen(Customer.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+event.listen(Customer.__table__, "before_drop",
+             DDL(f"DROP TABLE IF EXISTS {search.FTS_TABLE}").execute_if(dialect="sqlite"))
 
 
 class Contact(db.Model):
