@@ -28,7 +28,7 @@ class Customer(db.Model):
     __tablename__ = "customers_customer"
     __table_args__ = (
         # substring search on company names: a trigram index on PostgreSQL (pg_trgm); a plain
-        # one elsewhere (SQLite scans the names in list order, stopping at a full page)
+        # one elsewhere (on SQLite the FTS5 trigram index below answers queries of 3+ characters)
         Index("ix_customers_customer_company_name_trgm", "company_name", postgresql_using="gin",
               postgresql_ops={"company_name": "gin_trgm_ops"}),
         {"sqlite_autoincrement": True},
