@@ -28,7 +28,8 @@ def main(module, rev_id, message):
         prefix = module + "_"
         app.extensions["migrate"].configure_args["include_object"] = (
             lambda obj, name, type_, reflected, compare_to:
-            type_ != "table" or name.startswith(prefix) or reflected)
+            type_ != "table" or (name.startswith(prefix) or reflected)
+            and not name.startswith("customers_customer_fts"))  # SQLite's FTS5 index, not a model
         script = command.revision(config, message=message, autogenerate=True, head="base", branch_label=module,
                          version_path=str(info.path / "migrations"), rev_id=rev_id,
                          depends_on=[f"{d}@head" for d in info.manifest.depends] or ["core_0001"])

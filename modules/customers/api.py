@@ -85,9 +85,11 @@ def search_filter(q, normalise):
     an organisation's contact. ``normalise`` maps a kind of value ("phone", "id_number", "name")
     to its canonical form, or None if q is not one. LIKE wildcards in q match only themselves."""
     from core.api import crypto
+
+    from . import search
     q = q.strip()
     clauses = [Customer.number == q.upper(),
-               Customer.company_name.contains(q, autoescape=True),
+               search.company_name_clause(Customer, q, db.session.get_bind().dialect.name),
                Customer.credit_code == q.upper()]
     contact_clauses = []
     for kind, columns, contact_column in (

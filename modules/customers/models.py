@@ -28,7 +28,7 @@ class Customer(db.Model):
     __tablename__ = "customers_customer"
     __table_args__ = (
         # substring search on company names: a trigram index on PostgreSQL (pg_trgm); a plain
-        # one elsewhere (SQLite scans the names in list order, stopping at a full page)
+        # one elsewhere (on SQLite the FTS5 trigram index below answers queries of 3+ characters)
         Index("ix_customers_customer_company_name_trgm", "company_name", postgresql_using="gin",
               postgresql_ops={"company_name": "gin_trgm_ops"}),
         {"sqlite_autoincrement": True},
@@ -122,6 +122,11 @@ class Customer(db.Model):
 # creates it too)
 event.listen(Customer.__table__, "before_create",
              DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
+# SQLite's trigram index on company names (search.FTS_DDL), made with the table by create_all
+for _statement in search.FTS_DDL:
+    event.listen(Customer.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+event.listen(Customer.__table__, "before_drop",
+             DDL(f"DROP TABLE IF EXISTS {search.FTS_TABLE}").execute_if(dialect="sqlite"))
 
 
 class Contact(db.Model):

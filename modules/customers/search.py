@@ -39,6 +39,36 @@ TAIL = 4
 _DIGITS = re.compile(r"\D")
 _ID_TAIL = re.compile(r"[0-9]{3}[0-9X]")
 
+# Substring search on company names (public data, stored in clear): PostgreSQL has a pg_trgm
+# GIN index; SQLite an FTS5 trigram index over customers_customer(company_name) (external
+# content: it keeps trigrams only, the names stay in the customer table), kept in sync by
+# triggers. models.py creates it after create_all, migration customers_0004 on instances.
+FTS_TABLE = "customers_customer_fts"
+FTS_MIN = 3  # a trigram index answers queries of at least three characters
+FTS_DDL = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(company_name, "
+    "content='customers_customer', content_rowid='id', tokenize='trigram')",
+    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_ai AFTER INSERT ON customers_customer BEGIN "
+    f"INSERT INTO {FTS_TABLE}(rowid, company_name) VALUES (new.id, new.company_name); END",
+    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_ad AFTER DELETE ON customers_customer BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, company_name) VALUES ('delete', old.id, old.company_name); END",
+    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_au AFTER UPDATE OF company_name ON customers_customer BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, company_name) VALUES ('delete', old.id, old.company_name); "
+    f"INSERT INTO {FTS_TABLE}(rowid, company_name) VALUES (new.id, new.company_name); END",
+)
+
+
+def company_name_clause(model, q, dialect):
+    """Company names containing ``q``: through the FTS5 trigram index on SQLite when ``q`` has
+    at least three characters (a quoted phrase: its characters match only themselves), else
+    LIKE (PostgreSQL's LIKE uses its pg_trgm index)."""
+    from sqlalchemy import column, literal_column, select, table
+    if dialect != "sqlite" or len(q) < FTS_MIN:
+        return model.company_name.contains(q, autoescape=True)
+    phrase = '"' + q.replace('"', '""') + '"'
+    fts = table(FTS_TABLE, column("rowid"))
+    return model.id.in_(select(fts.c.rowid).where(literal_column(FTS_TABLE).match(phrase)))
+
 
 def _name_text(value):
     return unicodedata.normalize("NFKC", value or "").strip().casefold()

@@ -205,7 +205,7 @@ def search_clauses(q):
         sure.append(tail)
     exact = {kind: _normalise(kind, q) for kind in ("name", "phone", "id_number")}
     if not (exact["phone"] or exact["id_number"]) and not q.isdigit():
-        sure.append(Customer.company_name.contains(q, autoescape=True))
+        sure.append(search.company_name_clause(Customer, q, db.session.get_bind().dialect.name))
     contact_clauses = []
     for kind, columns, contact_column in (
             ("name", [Customer.name_bidx], Contact.name_bidx),

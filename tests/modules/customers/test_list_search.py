@@ -10,7 +10,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, select, text
 
 from core.db import db
 from modules.customers import search, services
@@ -431,3 +431,71 @@ def test_imported_customers_are_found_by_surname_phone_tail_and_number_tail(app,
     assert found(client, "欧阳") == {cid}
     assert found(client, "5678") == {cid}
     assert found(client, number[-3:]) == {cid}
+
+
+# --- company names: substring search through SQLite's FTS5 trigram index -------------------------
+
+def _statements(app, client, q):
+    statements = []
+
+    def remember(conn, cursor, statement, parameters, *args):
+        statements.append(statement.lower())
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", remember)
+        try:
+            ids = found(client, q)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", remember)
+    return ids, [s for s in statements if "from customers_customer" in s]
+
+
+def test_company_name_middle_found_through_the_trigram_index(app, signed_in, make_customer):
+    org = make_customer("sales1", "org", company_name="杭州远东贸易有限公司")
+    quoted = make_customer("sales1", "org", company_name='The "Big" Shop 50%_off')
+    make_customer("sales2", "org", company_name="上海远东贸易有限公司")  # outside the remit
+    client = signed_in("sales1")
+    ids, listing = _statements(app, client, "远东贸易")  # the middle of the name
+    assert ids == {org}
+    with app.app_context():
+        on_sqlite = db.engine.dialect.name == "sqlite"
+    if on_sqlite:
+        assert any("customers_customer_fts match" in s for s in listing)
+        assert not any("company_name like" in s for s in listing)
+    else:
+        assert not any("customers_customer_fts" in s for s in listing)
+    assert found(client, "有限公司") == {org}
+    assert found(client, '"Big" S') == {quoted}  # quotes match only themselves
+    if on_sqlite:  # ASCII case ignored, as SQLite's LIKE did (PostgreSQL's LIKE keeps case)
+        assert found(client, "big") == {quoted}
+    assert found(client, "50%_o") == {quoted}
+    assert found(client, "0%_x") == set()
+    ids, listing = _statements(app, client, "远东")  # two characters: LIKE, still in the remit
+    assert ids == {org}
+    assert not any("customers_customer_fts" in s for s in listing)
+    assert found(client, "杭") == {org}
+
+
+def test_the_trigram_index_follows_renamed_and_deleted_companies(app, signed_in, make_customer):
+    org = make_customer("sales1", "org", company_name="杭州远东贸易有限公司")
+    other = make_customer("sales1", "org", company_name="宁波远东物流有限公司")
+    client = signed_in("sales1")
+    assert found(client, "远东贸易") == {org}
+    with app.app_context():
+        customer = db.session.get(Customer, org)
+        services.update_customer(user("sales1"), customer, {"company_name": "杭州西湖茶叶有限公司"},
+                                 customer.version)
+        db.session.commit()
+    assert found(client, "远东贸易") == set()
+    assert found(client, "西湖茶叶") == {org}
+    assert found(client, "远东物流") == {other}
+    with app.app_context():
+        db.session.execute(Customer.__table__.delete().where(Customer.id == other))
+        db.session.commit()
+        if db.engine.dialect.name == "sqlite":  # the index lost its trigrams too, not just the row
+            rows = db.session.execute(text(f"SELECT rowid FROM {search.FTS_TABLE} WHERE {search.FTS_TABLE} "
+                                           "MATCH '\"远东物流\"'")).all()
+            assert rows == []
+            db.session.execute(text(f"INSERT INTO {search.FTS_TABLE}({search.FTS_TABLE}) "
+                                    "VALUES ('integrity-check')"))  # raises if index and names differ
+    assert found(client, "远东物流") == set()
