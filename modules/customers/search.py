@@ -45,16 +45,18 @@ _ID_TAIL = re.compile(r"[0-9]{3}[0-9X]")
 # triggers. models.py creates it after create_all, migration customers_0004 on instances.
 FTS_TABLE = "customers_customer_fts"
 FTS_MIN = 3  # a trigram index answers queries of at least three characters
-FTS_DDL = (
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(company_name, "
+FTS_DDL = (  # literal statements: nothing in them comes from outside
+    "CREATE VIRTUAL TABLE IF NOT EXISTS customers_customer_fts USING fts5(company_name, "
     "content='customers_customer', content_rowid='id', tokenize='trigram')",
-    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_ai AFTER INSERT ON customers_customer BEGIN "
-    f"INSERT INTO {FTS_TABLE}(rowid, company_name) VALUES (new.id, new.company_name); END",
-    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_ad AFTER DELETE ON customers_customer BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, company_name) VALUES ('delete', old.id, old.company_name); END",
-    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_au AFTER UPDATE OF company_name ON customers_customer BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, company_name) VALUES ('delete', old.id, old.company_name); "
-    f"INSERT INTO {FTS_TABLE}(rowid, company_name) VALUES (new.id, new.company_name); END",
+    "CREATE TRIGGER IF NOT EXISTS customers_customer_fts_ai AFTER INSERT ON customers_customer BEGIN "
+    "INSERT INTO customers_customer_fts(rowid, company_name) VALUES (new.id, new.company_name); END",
+    "CREATE TRIGGER IF NOT EXISTS customers_customer_fts_ad AFTER DELETE ON customers_customer BEGIN "
+    "INSERT INTO customers_customer_fts(customers_customer_fts, rowid, company_name) "
+    "VALUES ('delete', old.id, old.company_name); END",
+    "CREATE TRIGGER IF NOT EXISTS customers_customer_fts_au AFTER UPDATE OF company_name ON customers_customer "
+    "BEGIN INSERT INTO customers_customer_fts(customers_customer_fts, rowid, company_name) "
+    "VALUES ('delete', old.id, old.company_name); "
+    "INSERT INTO customers_customer_fts(rowid, company_name) VALUES (new.id, new.company_name); END",
 )
 
 
