@@ -65,7 +65,7 @@ def company_name_clause(model, q, dialect):
     at least three characters (a quoted phrase: its characters match only themselves), else
     LIKE (PostgreSQL's LIKE uses its pg_trgm index)."""
     from sqlalchemy import column, literal_column, select, table
-    if dialect != "sqlite" or len(q) < FTS_MIN:
+    if dialect != "sqlite" or len(q) < FTS_MIN or "\x00" in q:  # FTS5 refuses a NUL in a phrase
         return model.company_name.contains(q, autoescape=True)
     phrase = '"' + q.replace('"', '""') + '"'
     fts = table(FTS_TABLE, column("rowid"))
