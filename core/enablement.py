@@ -11,6 +11,13 @@ def loaded_modules():
     return current_app.extensions["kehu.modules"]
 
 
+def changed():
+    """Install, uninstall, enable or disable happened in this request or command: drop the
+    per-request copies so the next check reads the tables again."""
+    g.pop("kehu_installed", None)
+    g.pop("kehu_enabled", None)
+
+
 def _enabled_pairs():
     if "kehu_enabled" not in g:
         g.kehu_enabled = frozenset(tuple(row) for row in db.session.execute(

@@ -88,17 +88,19 @@ def add(app, hook_name, module, func):
 
 
 def contributions(hook_name, department_id=None, *, all_departments=False):
-    """The (module, func) pairs for a hook, in module load order, filtered by enablement.
+    """The (module, func) pairs for a hook, in module load order: of the modules enabled in
+    ``department_id``, or with ``all_departments`` of every installed module (a module that is
+    loaded but not installed has no tables, so its contributions must never run).
 
     A hook of a module that is not loaded (an optional ``uses``) has none; a hook name that its
     loaded owner does not offer is a programming error."""
-    from core.enablement import is_enabled
+    from core.enablement import is_enabled, is_installed
     owner = hook_name.split(".", 1)[0]
     if not is_offered(current_app, hook_name) and (owner == "core" or owner in current_app.extensions["kehu.modules"]):
         raise LookupError(f"hook {hook_name!r} is not offered by {owner}")
     pairs = current_app.extensions["kehu.hooks"].get(hook_name, [])
     if all_departments:
-        return list(pairs)
+        return [(m, f) for m, f in pairs if is_installed(m)]
     return [(m, f) for m, f in pairs if is_enabled(m, department_id)]
 
 
@@ -119,5 +121,4 @@ def for_user(hook_name, user):
 def for_installed(hook_name):
     """The (module, func) pairs of a hook whose module is installed (core.selfcheck,
     core.audit_appended): company-wide work that no department switches off."""
-    from core.enablement import is_installed
-    return [(m, f) for m, f in contributions(hook_name, all_departments=True) if is_installed(m)]
+    return contributions(hook_name, all_departments=True)

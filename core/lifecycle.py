@@ -23,7 +23,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, inspect, select, table, text
 
-from core import access, audit
+from core import access, audit, enablement
 from core.db import db
 from core.models import ModuleEnablement, ModuleState, RoleGrant
 from core.services import ServiceError
@@ -245,6 +245,7 @@ def _forget(name):
     db.session.execute(delete(ModuleEnablement).where(ModuleEnablement.module == name))
     db.session.execute(delete(RoleGrant).where(RoleGrant.permission.startswith(name + ".", autoescape=True)))
     db.session.execute(delete(ModuleState).where(ModuleState.name == name))
+    enablement.changed()
 
 
 # --- running Alembic ---------------------------------------------------------------------------------

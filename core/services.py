@@ -10,7 +10,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core import access, audit
+from core import access, audit, enablement
 from core.db import db
 from core.models import ROLES, Department, ModuleEnablement, ModuleState, RoleChange, RoleGrant, User, utcnow
 
@@ -212,6 +212,7 @@ def install_module(actor, name):
     audit.record("core.module.installed", actor=actor, target_type="module", target_id=name,
                  version=info.manifest.version)
     db.session.flush()
+    enablement.changed()
     return installed + [name]
 
 
@@ -252,6 +253,7 @@ def enable_module(actor, name, department):
     audit.record("core.module.enabled", actor=actor, target_type="module", target_id=name,
                  department=department.code)
     db.session.flush()
+    enablement.changed()
     return True
 
 
@@ -268,6 +270,7 @@ def disable_module(actor, name, department):
     audit.record("core.module.disabled", actor=actor, target_type="module", target_id=name,
                  department=department.code)
     db.session.flush()
+    enablement.changed()
     return True
 
 

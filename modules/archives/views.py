@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.api import audit, can, db, deny, deny_row, pdf, pick, require, safe_local_url, scoped
+from core.api import audit, can, db, deny, deny_row, is_enabled, pdf, pick, require, safe_local_url, scoped
 from modules.customers import Customer
 
 from . import services
@@ -63,6 +63,8 @@ def _may_approve():
     module, when installed) decide view/borrow requests."""
     if _can(APPROVE):
         return True
+    if not is_enabled("disclosure", current_user.department_id):
+        return False
     try:
         from modules.disclosure import is_info_admin
     except ImportError:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core import access
+from core import access, services
 from core import modules as loader
 from core.app import create_app
 from core.db import db
@@ -139,6 +139,9 @@ def test_a_hook_of_an_absent_optional_module_is_accepted_and_never_called(tmp_pa
     from core import hooks
     app = build(tmp_path, "modules_hook_absent")
     with app.app_context():
+        db.create_all()
+        assert hooks.call("hookabsent.ping", all_departments=True) == []  # loaded, not installed
+        services.install_module("test", "hookabsent")
         assert hooks.call("nowhere_mod.counts", [1], all_departments=True) == []
         assert hooks.call("hookabsent.ping", all_departments=True) == [("hookabsent", "pong")]
         with pytest.raises(LookupError, match="not offered by customers"):
