@@ -72,8 +72,32 @@ def local_date(value):
 
 
 def current_locale():
+    from flask import g
+    if not g:  # outside an app context
+        return _locale_name()
+    name = g.get("kehu_locale")
+    if name is None:
+        name = g.kehu_locale = _locale_name()
+    return name
+
+
+def _locale_name():
     locale = get_locale()
     return "en" if locale is not None and locale.language == "en" else "zh_CN"
+
+
+def _translations():
+    """The translations of this request or command. Flask-Babel finds them anew for every string
+    (context, domain, locale identifier), and a list page translates hundreds: look them up once
+    per app context, which is also how long Flask-Babel keeps the locale."""
+    from flask import g
+    from flask_babel import get_translations
+    if not g:
+        return get_translations()
+    found = g.get("kehu_translations")
+    if found is None:
+        found = g.kehu_translations = get_translations()
+    return found
 
 
 def pick(labels):
@@ -143,5 +167,11 @@ def init_app(app, translation_paths):
     app.config["BABEL_DEFAULT_LOCALE"] = DEFAULT_LOCALE
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join([str(CORE_TRANSLATIONS), *translation_paths])
     babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
+        newstyle=True)
     app.jinja_env.globals["pick"] = pick
     app.jinja_env.globals["current_locale"] = current_locale
