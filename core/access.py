@@ -56,6 +56,7 @@ def grantable(role, permission):
 
 def granted_permissions(user):
     """The permissions of a user's role, from the database, for installed modules only."""
+    user = _unproxied(user)
     if user is None or not user.is_authenticated:
         return frozenset()
     cache = g.setdefault("kehu_grants", {})
@@ -65,6 +66,13 @@ def granted_permissions(user):
         held = frozenset(n for n in names if n.split(".", 1)[0] in installed and grantable(user.role, n))
         cache[user.id] = held - _withheld(user) if held else held
     return cache[user.id]
+
+
+def _unproxied(user):
+    """The User behind ``current_user``: each attribute read through Flask-Login's proxy looks the
+    user up again, and a page checks dozens of permissions."""
+    unwrap = getattr(user, "_get_current_object", None)
+    return unwrap() if unwrap is not None else user
 
 
 def role_permissions(role):

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from flask import current_app
+from flask import current_app, g
 from sqlalchemy import func, inspect, or_, select
 
 from core.db import db
@@ -541,11 +541,15 @@ def init_app(app) -> None:
 
 def keyring() -> Keyring:
     ring = current_app.extensions[EXTENSION]
+    if g and g.get("kehu_keyring") is ring:
+        return ring  # looked at on disk once per request or command, not once per value
     if ring.changed_on_disk():
         # A rotation in another process rewrapped the data keys; without the new file this
         # process could not read them until restarted.
         ring = Keyring.load(ring.path)
         current_app.extensions[EXTENSION] = ring
+    if g:
+        g.kehu_keyring = ring
     return ring
 
 

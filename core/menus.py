@@ -14,7 +14,7 @@ def add(app, item):
 def visible(user=None):
     """Menu entries the user may see: permission held and module enabled in their department (or
     company-wide for their role); ``badge`` is the item's count, 0 when it has none."""
-    user = user or current_user
+    user = user or current_user._get_current_object()
     if not user.is_authenticated:
         return []
     cache = g.setdefault("kehu_menus", {})  # a page lists the menu twice (bar and home cards):

@@ -22,7 +22,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from core.api import Department, User, audit, can, db, deny, hooks, pick, require, safe_local_url, validation
+from core.api import User, audit, can, db, deny, hooks, pick, require, safe_local_url, validation
 
 from . import api, consent_rules, quality, search, services
 from .fields import (
@@ -133,9 +133,9 @@ def customers_label(group, key):
 
 # --- list ----------------------------------------------------------------------------------------
 
-def _owner_choices(actor):
+def _owner_choices(actor, staff):
     if actor.role == "head":
-        return [(str(u.id), str(u)) for u in services.assignable_owners(actor)]
+        return [(str(u.id), str(u)) for u in staff]
     return [("me", _("Mine")), ("shared", _("Shared with me"))]
 
 
@@ -143,8 +143,7 @@ def _department_choices(actor):
     """Departments the user's remit spans (heads: their own; kept for remits spanning several)."""
     if actor.role != "head" or actor.department_id is None:
         return []
-    return [(str(d.id), d.name) for d in db.session.scalars(
-        select(Department).where(Department.id == actor.department_id))]
+    return [(str(actor.department.id), actor.department.name)]
 
 
 PAGE_SIZES = (20, 50, 100)
@@ -318,9 +317,10 @@ def index():
         return page_url(sort=key, dir=direction)
 
     filter_args = {k: v for k, v in base_args.items() if k not in ("size", "sort", "dir")}
+    staff = services.assignable_owners(actor) if actor.role == "head" else []
     return render_template(
         "customers/list.html", customers=rows, q=q, status=status, kind=kind, owner=owner,
-        department=department, owner_choices=_owner_choices(actor), department_choices=_department_choices(actor),
+        department=department, owner_choices=_owner_choices(actor, staff), department_choices=_department_choices(actor),
         extra_filters=extra_filters, columns=columns, values=values, pager=pager, page_url=page_url,
         sort=builtin_sort or (sort.key if sort else ""), direction="desc" if descending else "asc",
         sort_url=sort_url, size=size, page_sizes=PAGE_SIZES, total=total, capped=capped,
@@ -331,7 +331,7 @@ def index():
         can_bulk_export=can(actor, "customers.export"),
         can_reassign=actor.role == "head" and can(actor, "customers.edit"),
         can_share=can(actor, "customers.share"),
-        reassign_owners=services.assignable_owners(actor) if actor.role == "head" else [],
+        reassign_owners=staff,
         share_users=services.share_colleagues(actor) if can(actor, "customers.share") else [],
         search_limit=search_limit), http_status
 
@@ -411,7 +411,7 @@ def incomplete():
     rows = rows[:size]
     return render_template("customers/incomplete.html", rows=[(c, quality.completeness(c)) for c in rows],
                            next_after=next_after, owner=owner,
-                           owner_choices=_owner_choices(actor) if actor.role == "head" else [])
+                           owner_choices=_owner_choices(actor, services.assignable_owners(actor)) if actor.role == "head" else [])
 
 
 # --- create --------------------------------------------------------------------------------------
