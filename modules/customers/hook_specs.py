@@ -15,10 +15,12 @@ ALL = (
              "A leaver's customers move to a colleague: reassign the module's rows kept by "
              "from_user; return how many moved. Called for every module, enabled or not."),
     HookSpec("customers.changed", "changed(customer, actor, what) -> None",
-             "The customer was created or edited (what: \"customer\"), or one of its transaction "
-             "records added, corrected or voided (what: \"transaction\"): update what the module "
-             "derives from it (grading regrades it) in the same transaction. Called for the modules "
-             "enabled in the customer's department; not called by a bulk import."),
+             "The customer was created or edited (what: \"customer\"), one of its transaction "
+             "records added, corrected or voided (what: \"transaction\"), or a consent recorded or "
+             "withdrawn (what: \"consent\"): update what the module derives from it in the same "
+             "transaction (grading regrades it, or drops its grade when the analysis consent is "
+             "gone). Called for the modules enabled in the customer's department; not called by a "
+             "bulk import."),
     HookSpec("customers.form_facts", "form_facts(customer) -> [(label, text)]",
              "Lines about the customer for printed forms (the 客户档案表): labels and texts in "
              "Chinese, nothing L2/L3 in clear (grading gives the grade, the register its consents)."),

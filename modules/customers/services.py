@@ -652,7 +652,9 @@ def record_consent(actor, customer, purposes, scope, channel, sensitive=False, n
                                         "sensitive": sensitive, "notice_version": notice_version})
     if errors:
         raise InvalidData(errors)
-    return _add_consent(actor, customer, clean)
+    consent = _add_consent(actor, customer, clean)
+    customer_changed(actor, customer, "consent")  # e.g. graded once analysis is agreed to
+    return consent
 
 
 def withdraw_consent(actor, consent, reason):
@@ -684,6 +686,7 @@ def withdraw_consent(actor, consent, reason):
                          fields=erased, consent_id=consent.id)
             rekey_customer(actor, customer, reason="sensitive_erased")
     db.session.flush()
+    customer_changed(actor, customer, "consent")  # what was derived for a withdrawn purpose goes
     return erased
 
 
@@ -973,8 +976,9 @@ def void_transaction(actor, record, data):
 
 def customer_changed(actor, customer, what):
     """Tell the modules enabled in the customer's department (hook customers.changed) that the
-    customer was created or edited, or a record of it added, corrected or voided, so what they
-    derive from it (the grade) follows at once, in the same transaction."""
+    customer was created or edited, a record of it added, corrected or voided, or a consent
+    recorded or withdrawn, so what they derive from it (the grade) follows at once, in the same
+    transaction."""
     from core.api import hooks
     hooks.call("customers.changed", customer, actor, what, department_id=customer.department_id)
 

@@ -46,4 +46,5 @@ def recompute_command(department_code):
         total.add(summary)
     click.echo(f"graded {total.graded} customers in {total.departments} department(s): "
                f"{total.changed} changed, {total.overridden_kept} overrides kept"
-               + (f"; {total.no_consent} customers not graded: no analysis consent" if total.no_consent else ""))
+               + (f"; {total.no_consent} customers not graded: no analysis consent" if total.no_consent else "")
+               + (f"; {total.removed} grades removed: analysis consent withdrawn" if total.removed else ""))

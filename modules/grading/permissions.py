@@ -19,5 +19,6 @@ AUDIT_ACTIONS = (
     AuditAction("grading.grade.override_removed", {"zh_CN": "取消人工调整", "en": "Override removed"}),
     AuditAction("grading.grades.recomputed", {"zh_CN": "重新计算分级", "en": "Grades recomputed"}),
     AuditAction("grading.grade.regraded", {"zh_CN": "客户分级随资料变化", "en": "Grade changed with the customer's data"}),
+    AuditAction("grading.grade.removed", {"zh_CN": "删除分级（未同意用于分析）", "en": "Grade removed (no analysis consent)"}),
     AuditAction("grading.rules.changed", {"zh_CN": "修改分级规则", "en": "Grading rules changed"}),
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from core.api import Department, audit, db, hooks, is_enabled, utcnow
 from modules.customers import Customer, Transaction, consent, transaction_totals
@@ -133,10 +133,12 @@ class Summary:
     changed: int = 0
     overridden_kept: int = 0
     no_consent: int = 0  # customers left out: no active consent to analysis
+    removed: int = 0  # grades dropped: the customer's analysis consent was withdrawn since
 
     def add(self, other):
         self.departments += other.departments
         self.no_consent += other.no_consent
+        self.removed += other.removed
         self.graded += other.graded
         self.changed += other.changed
         self.overridden_kept += other.overridden_kept
@@ -234,6 +236,7 @@ def recompute(actor, department: Department, progress=None, batch=BATCH) -> Summ
                               .where(Customer.department_id == department.id, consent.allowed_clause(PURPOSE))
                               .order_by(Customer.id)).all()
     summary = Summary(departments=1, no_consent=count_customers(department, consented=False) - len(rows))
+    summary.removed = _drop_unconsented(department)
     for start in range(0, len(rows), batch):
         chunk = [tuple(r) for r in rows[start:start + batch]]
         ids = [cid for cid, _created in chunk]
@@ -250,14 +253,41 @@ def recompute(actor, department: Department, progress=None, batch=BATCH) -> Summ
     audit.record("grading.grades.recomputed", actor=actor, target_type="core_department",
                  target_id=department.id, department=department.code, rule_version=rules.version,
                  graded=summary.graded, changed=summary.changed, overridden_kept=summary.overridden_kept,
-                 no_consent=summary.no_consent)
+                 no_consent=summary.no_consent, removed=summary.removed)
     return summary
+
+
+def _drop_unconsented(department) -> int:
+    """Delete the grades of the department's customers who no longer consent to analysis: a grade
+    is the result of that processing, and it stops with the consent (PIPL art. 15, 47)."""
+    stale = db.session.scalars(select(Grade.customer_id).join(Customer, Customer.id == Grade.customer_id).where(
+        Customer.department_id == department.id, ~consent.allowed_clause(PURPOSE))).all()
+    if stale:
+        db.session.execute(delete(Grade).where(Grade.customer_id.in_(stale)))
+    return len(stale)
+
+
+def drop_grade(actor, customer) -> bool:
+    """The customer's analysis consent is gone: delete its grade (and a head's override of it),
+    audited. Returns whether there was one."""
+    row = db.session.get(Grade, customer.id)
+    if row is None:
+        return False
+    grade = row.grade
+    db.session.delete(row)
+    db.session.flush()
+    audit.record("grading.grade.removed", target=customer, actor=actor, grade=grade, reason="no_analysis_consent")
+    return True
 
 
 def regrade(actor, customer) -> str | None:
     """Grade one customer by its department's rules now (a customer was created or edited, a
     record of it added, corrected or voided). An override stays in force. A change of the
-    effective grade goes to the history and the audit trail; returns the new grade if it changed."""
+    effective grade goes to the history and the audit trail; returns the new grade if it changed.
+    A customer without an analysis consent is not graded, and a grade it had is dropped."""
+    if not consent.allows(customer, PURPOSE):
+        drop_grade(actor, customer)
+        return None
     now = utcnow()
     row = db.session.get(Grade, customer.id)
     before = row.grade if row is not None else None
@@ -288,6 +318,8 @@ def set_override(actor, customer, grade, reason) -> Grade:
     _act_for_department(actor, customer.department_id)
     if grade not in R.GRADES:
         raise GradingError(_("Choose important or ordinary."))
+    if not consent.allows(customer, PURPOSE):
+        raise GradingError(_("This customer has not agreed to analysis: it cannot be graded."))
     reason = " ".join((reason or "").split())
     if not reason or len(reason) > REASON_MAX:
         raise GradingError(_("The reason must have 1-%(n)d characters.", n=REASON_MAX))

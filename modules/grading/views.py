@@ -120,6 +120,8 @@ def recompute():
             graded=summary.graded, changed=summary.changed, kept=summary.overridden_kept), "success")
     if summary.no_consent:
         flash(_("%(n)d customers not graded: no analysis consent.", n=summary.no_consent), "warning")
+    if summary.removed:
+        flash(_("%(n)d grades removed: the customers withdrew their analysis consent.", n=summary.removed), "warning")
     return redirect(url_for("grading.index"))
 
 

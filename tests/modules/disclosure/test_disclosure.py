@@ -169,6 +169,51 @@ def test_grading_leaves_out_and_counts_customers_without_analysis_consent(app, l
         assert json.loads(entry.details)["no_consent"] == 1
 
 
+def test_withdrawing_the_analysis_consent_drops_the_grade_and_editing_never_grades_again(
+        app, login_as, make_customer, people):
+    from modules.customers import services as customers
+    from modules.customers.models import Consent
+    from modules.grading import grade_of
+    from modules.grading import services as grading
+    cid = make_customer("sales1", name="先同意后撤回", consent_purposes=("service", "analysis"))
+    client = signed_in(app, login_as, "head1")
+    client.post("/grading/recompute")
+    with app.test_request_context():
+        assert grade_of(cid) is not None
+        customer = db.session.get(Customer, cid)
+        (consent,) = db.session.scalars(select(Consent).where(Consent.customer_id == cid)).all()
+        customers.withdraw_consent(user("sales1"), consent, "客户来电撤回")
+        db.session.commit()
+        assert grade_of(cid) is None  # dropped with the consent, at once
+        (removed,) = entries("grading.grade.removed")
+        assert removed.target_id == str(cid) and json.loads(removed.details)["reason"] == "no_analysis_consent"
+        customers.customer_changed(user("sales1"), customer, "customer")  # an edit: not graded again
+        db.session.commit()
+        assert grade_of(cid) is None
+        with pytest.raises(grading.GradingError, match="未同意"):
+            grading.set_override(user("head1"), customer, "important", "大客户")
+        customers.record_consent(user("sales1"), customer, ["service", "analysis"], "", "paper")
+        db.session.commit()
+        assert grade_of(cid) is not None  # agreed again: graded at once
+
+
+def test_a_recompute_drops_grades_whose_analysis_consent_is_gone(app, login_as, make_customer, people):
+    from modules.customers.models import Consent
+    from modules.grading import grade_of
+    cid = make_customer("sales1", name="旧分级", consent_purposes=("service", "analysis"))
+    client = signed_in(app, login_as, "head1")
+    client.post("/grading/recompute")
+    with app.app_context():  # withdrawn behind the register's back (e.g. a restored backup)
+        consent = db.session.scalars(select(Consent).where(Consent.customer_id == cid)).one()
+        consent.withdrawn_at = datetime.datetime.now(datetime.UTC)
+        db.session.commit()
+    response = client.post("/grading/recompute", follow_redirects=True)
+    assert "已删除 1 个分级" in response.get_data(as_text=True)
+    with app.app_context():
+        assert grade_of(cid) is None
+        assert json.loads(entries("grading.grades.recomputed")[-1].details)["removed"] == 1
+
+
 def test_the_marketing_export_skips_customers_without_marketing_consent(app, make_customer, people):
     make_customer("sales1", name="要营销", consent_purposes=("service", "marketing"))
     make_customer("sales1", name="不要营销", consent_purposes=("service",))

@@ -46,12 +46,15 @@ def test_a_new_customer_is_graded_at_once(app, grading_dept, login_as):
     with app.app_context():
         sales = db.session.get(User, grading_dept.sales).username
     client = login_as(app.test_client(), sales, role="sales", dept="D1")
-    response = client.post("/customers/new?kind=person", data={
-        "kind": "person", "name": "新客户", "phone": "13900139000", "consent_purposes": ["service"],
-        "consent_channel": "paper"})
-    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
-    customer_id = int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
-    assert grade(app, customer_id) == "ordinary"
+    ids = []
+    for phone, purposes in (("13900139000", ["service", "analysis"]), ("13900139001", ["service"])):
+        response = client.post("/customers/new?kind=person", data={
+            "kind": "person", "name": "新客户", "phone": phone, "consent_purposes": purposes,
+            "consent_channel": "paper"})
+        assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+        ids.append(int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1]))
+    assert grade(app, ids[0]) == "ordinary"
+    assert grade(app, ids[1]) is None  # no analysis consent: not graded
 
 
 def test_changed_rules_regrade_the_department_at_once(app, grading_dept, make_customer, login_as):
