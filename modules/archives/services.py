@@ -29,6 +29,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from core.api import (
     User,
     audit,
+    can,
     crypto,
     db,
     deny_row,
@@ -57,6 +58,18 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def decides_requests(user):
+    """Heads (archives.approve) and the department's information administrators (disclosure
+    module, where enabled) decide view/borrow requests."""
+    from .permissions import APPROVE
+    if can(user, APPROVE):
+        return True
+    if not is_enabled("disclosure", user.department_id):
+        return False
+    from modules.disclosure import is_info_admin
+    return bool(is_info_admin(user))
 
 MODULE = "archives"
 NUMBER_PREFIX = "DA"

@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.api import audit, can, db, deny, deny_row, is_enabled, pdf, pick, require, safe_local_url, scoped
+from core.api import audit, can, db, deny, deny_row, pdf, pick, require, safe_local_url, scoped
 from modules.customers import Customer
 
 from . import services
@@ -59,17 +59,7 @@ def _can(permission):
 
 
 def _may_approve():
-    """Heads (archives.approve) and the department's information administrators (disclosure
-    module, when installed) decide view/borrow requests."""
-    if _can(APPROVE):
-        return True
-    if not is_enabled("disclosure", current_user.department_id):
-        return False
-    try:
-        from modules.disclosure import is_info_admin
-    except ImportError:
-        return False
-    return bool(is_info_admin(current_user._get_current_object()))
+    return services.decides_requests(current_user._get_current_object())
 
 
 def _doc_type_choices():

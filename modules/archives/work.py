@@ -6,12 +6,12 @@ from sqlalchemy import func, select
 from core.api import WorkItem, can, db
 
 from .models import AccessRequest
-from .services import department_requests, overdue_borrowings, today
+from .services import decides_requests, department_requests, overdue_borrowings, today
 
 
 def work_items(user):
     items = []
-    if can(user, "archives.approve"):
+    if decides_requests(user):
         pending, _decided = department_requests(user, limit=1)
         items.append(WorkItem(_("View and borrow requests to decide"), len(pending),
                               url_for("archives.requests"), "warning"))

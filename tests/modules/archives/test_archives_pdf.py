@@ -183,7 +183,7 @@ def test_archive_form_has_contacts_grade_consents_and_signature_lines(arch, app,
         actor = arch.user("sales1")
         services.add_contact(actor, customer, {"name": "赵敏", "title": "采购经理", "phone": "010-88886666",
                                                "email": "zhaomin@example.com"})
-        services.record_consent(actor, customer, ["service", "contract"], "联系人信息", "paper")
+        services.record_consent(actor, customer, ["service", "contract", "analysis"], "联系人信息", "paper")
         services.add_transaction(actor, customer, {"kind": "transaction", "occurred_on": "2026-11-01",
                                                    "amount": "1234567.89", "product": "设备"})
         db.session.commit()

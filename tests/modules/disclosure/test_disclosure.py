@@ -436,10 +436,13 @@ def test_an_information_administrator_decides_the_departments_archive_requests(a
         request_id = req.id
     # a salesperson without the flag may not decide; with it, they may (and still not hand over)
     admin = signed_in(app, login_as, "sales1b")
+    assert "待审批的查阅借阅申请" not in admin.get("/").get_data(as_text=True)
     assert admin.post(f"/archives/requests/{request_id}/approve", data={"reason": ""}).status_code == 403
     with app.test_request_context():
         services.set_info_admin(user("head1"), user("sales1b"), True)
         db.session.commit()
+    home = admin.get("/").get_data(as_text=True)  # on their work queue, with the count
+    assert re.search(r'href="/archives/requests">\s*<span>待审批的查阅借阅申请</span>\s*<span[^>]*>1</span>', home), home
     assert admin.post(f"/archives/requests/{request_id}/approve", data={"reason": ""}).status_code == 302
     assert admin.get("/customers/handover").status_code == 403
     with app.app_context():
