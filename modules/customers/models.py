@@ -31,6 +31,10 @@ class Customer(db.Model):
         # one elsewhere (on SQLite the FTS5 trigram index below answers queries of 3+ characters)
         Index("ix_customers_customer_company_name_trgm", "company_name", postgresql_using="gin",
               postgresql_ops={"company_name": "gin_trgm_ops"}),
+        # the list's keyset pages (a remit, newest first) walk these in order and stop after a
+        # page; with the owner or department alone PostgreSQL fetched and sorted the whole remit
+        Index("ix_customers_customer_department_id_id", "department_id", "id"),
+        Index("ix_customers_customer_owner_id_id", "owner_id", "id"),
         {"sqlite_autoincrement": True},
     )
 
@@ -43,8 +47,8 @@ class Customer(db.Model):
     status = db.Column(db.String(16), nullable=False, default="prospect", index=True)
     status_changed_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
     source = db.Column(db.String(16), nullable=True)
-    owner_id = db.Column(db.Integer, db.ForeignKey("core_user.id"), nullable=False, index=True)
-    department_id = db.Column(db.Integer, db.ForeignKey("core_department.id"), nullable=False, index=True)
+    owner_id = db.Column(db.Integer, db.ForeignKey("core_user.id"), nullable=False)  # indexed with id
+    department_id = db.Column(db.Integer, db.ForeignKey("core_department.id"), nullable=False)  # the same
     tags = db.Column(db.String(200), nullable=False, default="")
     subject_key_id = db.Column(db.Integer, db.ForeignKey("core_subject_key.id", ondelete="SET NULL"),
                                nullable=True)

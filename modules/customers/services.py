@@ -1202,8 +1202,13 @@ def merged_rows(branches, *, descending=True, start=None, chunk=50):
             stmt = branch
             if cursors[i] is not None:
                 stmt = stmt.where(Customer.id < cursors[i] if descending else Customer.id > cursors[i])
-            rows = db.session.execute(stmt.order_by(Customer.id.desc() if descending else Customer.id.asc())
-                                      .limit(chunk)).all()
+            order = Customer.id.desc() if descending else Customer.id.asc()
+            # the chunk's ids first, from the remit's (owner_id, id) or (department_id, id) index
+            # alone, then their rows: asked in one go, PostgreSQL may walk the primary key instead,
+            # and skip every newer customer of other remits on the way (a leaver's or another
+            # department's)
+            ids = stmt.with_only_columns(Customer.id).order_by(order).limit(chunk)
+            rows = db.session.execute(stmt.where(Customer.id.in_(ids)).order_by(order)).all()
             done[i] = len(rows) < chunk
             if rows:
                 cursors[i] = rows[-1][0].id
