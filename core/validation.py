@@ -11,6 +11,7 @@ the browser never receives the hidden part.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import unicodedata
 
@@ -120,6 +121,7 @@ def id_number(value: str) -> str:
     return number
 
 
+@functools.lru_cache(maxsize=8192)  # an import meets the same few thousand codes again and again
 def _region_known(code: str) -> bool:
     # stdnum's ric.validate() also requires the region to have existed in the birth year, which
     # refuses real people who first registered later in a district created after their birth

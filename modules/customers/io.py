@@ -443,6 +443,19 @@ def _duplicate_keys(clean):
     return keys
 
 
+def _import_consent(clean, channel, memo):
+    """``services.import_consent`` of a row, memoised in ``memo``: it depends only on whether the
+    row needs a consent and holds sensitive fields (its scope text is translated once, not per
+    row). A fresh dict each time, as the service returns."""
+    from . import services
+    from .consent_rules import needs_consent
+    key = (channel, bool(needs_consent(clean)), bool(services._has_sensitive(clean)))
+    if key not in memo:
+        memo[key] = services.import_consent(clean, channel)
+    found = memo[key]
+    return None if found is None else {**found, "purposes": list(found["purposes"])}
+
+
 def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=None, matched=None):
     """Clean every row and check it for duplicates. Writes nothing.
 
@@ -462,7 +475,7 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
     existing = _existing_customers(actor, rows)
     matched = {} if matched is None else matched
     reveal = _reveal_levels(actor)
-    cleaned, errors, in_file = [], {}, {}
+    cleaned, errors, in_file, consents = [], {}, {}, {}
     for row, values in rows:
         row_errors = errors.setdefault(row, [])
         kind = KIND_CHOICES.get(values.get("kind", "").strip().casefold())
@@ -509,7 +522,7 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
                         "ID numbers and bank accounts need the customer's separate consent: confirm that "
                         "it was collected (and how) to import this row.")))
                 elif missing := services.collection_consent_errors(
-                        clean, (), services.import_consent(clean, consent_channel)):
+                        clean, (), _import_consent(clean, consent_channel, consents)):
                     name = next(n for n in missing if not n.startswith("consent_"))
                     row_errors.append(RowError(row, _error_column(name), str(missing[name])))
                 for domain, value, label in _duplicate_keys(clean):
@@ -810,9 +823,9 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
             db.session.commit()
             return result
         step = progress("store", len(checked)) if progress else None
-        batch, memo = [], {}
+        batch, memo, consents = [], {}, {}
         for row, kind, clean, owner in checked:
-            consent = services.import_consent(clean, consent_channel)
+            consent = _import_consent(clean, consent_channel, consents)
             if row in matched:
                 customer, version = matched[row]
                 if consent is not None and (services.has_sensitive_consent(customer) if consent["sensitive"]
