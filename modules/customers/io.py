@@ -27,6 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from core.api import User, audit, can, crypto, db, module_setting, scoped, utcnow
 
+from . import search
 from .fields import (
     CUSTOMER_KINDS,
     FIELDS,
@@ -39,7 +40,7 @@ from .fields import (
     level_of,
     mask_value,
 )
-from .models import Consent, Customer
+from .models import Consent, Customer, Searchable
 
 FORMATS = ("csv", "xlsx")
 MAX_ROWS = 50_000  # per file; CUSTOMERS_IMPORT_MAX_ROWS overrides
@@ -672,13 +673,9 @@ class _NewRow:
 
     __tablename__ = Customer.__tablename__
 
-    def __init__(self, subject_key):
+    def __init__(self):
         import uuid
         self.uid = uuid.uuid4().hex
-        self._key = subject_key
-
-    def data_key(self):
-        return self._key
 
 
 def _store_new(actor, batch, result, memo=None):
@@ -703,27 +700,28 @@ def _store_new(actor, batch, result, memo=None):
         return
     numbers = next_numbers(services.NUMBER_PREFIX, len(prepared))
     now = utcnow()
-    keys = []
-    for _item in prepared:
-        key = crypto.new_subject_key()
-        db.session.expunge(key)  # inserted below with the others, in one statement
-        keys.append(key)
+    # the keyring read once for the batch, data keys without an ORM object each (crypto.BulkSealer:
+    # the same wrapping, ciphertexts and indexes as new_subject_key and the Encrypted fields)
+    sealer = crypto.BulkSealer()
+    keys = [sealer.new_data_key() for _item in prepared]
     key_table = crypto.SubjectKey.__table__
     key_ids = reserve_ids(key_table, len(keys))
-    db.session.execute(insert(key_table), [{"id": i, "kek_id": k.kek_id, "wrapped": k.wrapped, "created_at": now}
-                                           for i, k in zip(key_ids, keys, strict=True)])
+    db.session.execute(insert(key_table), [{"id": i, "kek_id": kek_id, "wrapped": wrapped, "created_at": now}
+                                           for i, (_dek, kek_id, wrapped) in zip(key_ids, keys, strict=True)])
     customers, created = [], []
     for (kind, clean, owner, consent_clean), number, key, key_id in zip(prepared, numbers, keys, key_ids, strict=True):
-        key.id = key_id
+        cipher_key = sealer.cipher_key(key[0])
         status = clean.pop("status", None) or "prospect"
         source, tags = clean.pop("source", None), clean.pop("tags", None) or ""
-        new = _NewRow(key)
+        new = _NewRow()
         for name in _COLUMN_FIELDS:
             setattr(new, name, None)
         for name, value in clean.items():
             attr = vars(Customer).get(name)
             if isinstance(attr, crypto.Encrypted):
-                attr.__set__(new, value)
+                sealer.set_field(attr, new, value, cipher_key)
+                if isinstance(attr, Searchable):  # what Searchable.__set__ adds
+                    search.set_partial_indexes(new, name, value, sealer.blind_index)
             elif name in _COLUMN_FIELDS:
                 setattr(new, name, value)
             else:
