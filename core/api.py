@@ -93,7 +93,7 @@ _NAMESPACES = {
     "crypto": ("core.crypto", (
         "encrypt", "decrypt", "encrypt_bytes", "decrypt_bytes", "blind_index",
         "blind_index_candidates", "new_subject_key", "destroy_subject_key", "SubjectKey",
-        "DecryptionError", "Encrypted", "suite", "is_current", "rekey_fields")),
+        "DecryptionError", "Encrypted", "suite", "is_current", "rekey_fields", "BulkSealer")),
     "validation": ("core.validation", (
         "ValidationError", "clean_text", "normalise_structured", "id_number", "credit_code",
         "phone", "email", "bank_account", "postcode", "mask_id_number", "mask_phone",

@@ -27,6 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from core.api import User, audit, can, crypto, db, module_setting, scoped, utcnow
 
+from . import search
 from .fields import (
     CUSTOMER_KINDS,
     FIELDS,
@@ -39,7 +40,7 @@ from .fields import (
     level_of,
     mask_value,
 )
-from .models import Consent, Customer
+from .models import Consent, Customer, Searchable
 
 FORMATS = ("csv", "xlsx")
 MAX_ROWS = 50_000  # per file; CUSTOMERS_IMPORT_MAX_ROWS overrides
@@ -443,6 +444,19 @@ def _duplicate_keys(clean):
     return keys
 
 
+def _import_consent(clean, channel, memo):
+    """``services.import_consent`` of a row, memoised in ``memo``: it depends only on whether the
+    row needs a consent and holds sensitive fields (its scope text is translated once, not per
+    row). A fresh dict each time, as the service returns."""
+    from . import services
+    from .consent_rules import needs_consent
+    key = (channel, bool(needs_consent(clean)), bool(services._has_sensitive(clean)))
+    if key not in memo:
+        memo[key] = services.import_consent(clean, channel)
+    found = memo[key]
+    return None if found is None else {**found, "purposes": list(found["purposes"])}
+
+
 def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=None, matched=None):
     """Clean every row and check it for duplicates. Writes nothing.
 
@@ -462,7 +476,7 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
     existing = _existing_customers(actor, rows)
     matched = {} if matched is None else matched
     reveal = _reveal_levels(actor)
-    cleaned, errors, in_file = [], {}, {}
+    cleaned, errors, in_file, consents = [], {}, {}, {}
     for row, values in rows:
         row_errors = errors.setdefault(row, [])
         kind = KIND_CHOICES.get(values.get("kind", "").strip().casefold())
@@ -509,7 +523,7 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
                         "ID numbers and bank accounts need the customer's separate consent: confirm that "
                         "it was collected (and how) to import this row.")))
                 elif missing := services.collection_consent_errors(
-                        clean, (), services.import_consent(clean, consent_channel)):
+                        clean, (), _import_consent(clean, consent_channel, consents)):
                     name = next(n for n in missing if not n.startswith("consent_"))
                     row_errors.append(RowError(row, _error_column(name), str(missing[name])))
                 for domain, value, label in _duplicate_keys(clean):
@@ -659,13 +673,9 @@ class _NewRow:
 
     __tablename__ = Customer.__tablename__
 
-    def __init__(self, subject_key):
+    def __init__(self):
         import uuid
         self.uid = uuid.uuid4().hex
-        self._key = subject_key
-
-    def data_key(self):
-        return self._key
 
 
 def _store_new(actor, batch, result, memo=None):
@@ -690,27 +700,28 @@ def _store_new(actor, batch, result, memo=None):
         return
     numbers = next_numbers(services.NUMBER_PREFIX, len(prepared))
     now = utcnow()
-    keys = []
-    for _item in prepared:
-        key = crypto.new_subject_key()
-        db.session.expunge(key)  # inserted below with the others, in one statement
-        keys.append(key)
+    # the keyring read once for the batch, data keys without an ORM object each (crypto.BulkSealer:
+    # the same wrapping, ciphertexts and indexes as new_subject_key and the Encrypted fields)
+    sealer = crypto.BulkSealer()
+    keys = [sealer.new_data_key() for _item in prepared]
     key_table = crypto.SubjectKey.__table__
     key_ids = reserve_ids(key_table, len(keys))
-    db.session.execute(insert(key_table), [{"id": i, "kek_id": k.kek_id, "wrapped": k.wrapped, "created_at": now}
-                                           for i, k in zip(key_ids, keys, strict=True)])
+    db.session.execute(insert(key_table), [{"id": i, "kek_id": kek_id, "wrapped": wrapped, "created_at": now}
+                                           for i, (_dek, kek_id, wrapped) in zip(key_ids, keys, strict=True)])
     customers, created = [], []
     for (kind, clean, owner, consent_clean), number, key, key_id in zip(prepared, numbers, keys, key_ids, strict=True):
-        key.id = key_id
+        cipher_key = sealer.cipher_key(key[0])
         status = clean.pop("status", None) or "prospect"
         source, tags = clean.pop("source", None), clean.pop("tags", None) or ""
-        new = _NewRow(key)
+        new = _NewRow()
         for name in _COLUMN_FIELDS:
             setattr(new, name, None)
         for name, value in clean.items():
             attr = vars(Customer).get(name)
             if isinstance(attr, crypto.Encrypted):
-                attr.__set__(new, value)
+                sealer.set_field(attr, new, value, cipher_key)
+                if isinstance(attr, Searchable):  # what Searchable.__set__ adds
+                    search.set_partial_indexes(new, name, value, sealer.blind_index)
             elif name in _COLUMN_FIELDS:
                 setattr(new, name, value)
             else:
@@ -810,9 +821,9 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
             db.session.commit()
             return result
         step = progress("store", len(checked)) if progress else None
-        batch, memo = [], {}
+        batch, memo, consents = [], {}, {}
         for row, kind, clean, owner in checked:
-            consent = services.import_consent(clean, consent_channel)
+            consent = _import_consent(clean, consent_channel, consents)
             if row in matched:
                 customer, version = matched[row]
                 if consent is not None and (services.has_sensitive_consent(customer) if consent["sensitive"]

@@ -110,10 +110,11 @@ def _truncate(digest, bits):
     return f"{key_id}:{int(hexdigest[:8], 16) >> (32 - bits):x}"
 
 
-def partial_index(key, value):
-    """The stored truncated index of ``value`` for index ``key`` (None when it has none)."""
+def partial_index(key, value, blind_index=None):
+    """The stored truncated index of ``value`` for index ``key`` (None when it has none).
+    ``blind_index`` replaces crypto.blind_index (an import's crypto.BulkSealer)."""
     token = transform(key, value)
-    return _truncate(crypto.blind_index(DOMAINS[key], token), BITS[key]) if token else None
+    return _truncate((blind_index or crypto.blind_index)(DOMAINS[key], token), BITS[key]) if token else None
 
 
 def partial_candidates(key, token):
@@ -121,11 +122,11 @@ def partial_candidates(key, token):
     return sorted({_truncate(d, BITS[key]) for d in crypto.blind_index_candidates(DOMAINS[key], token)})
 
 
-def set_partial_indexes(obj, field, value):
+def set_partial_indexes(obj, field, value, blind_index=None):
     """Set the truncated index columns fed by ``field`` on a customer (the model calls this when
     the field is written; the reindex does when the index key changes)."""
     for key in PARTIAL.get(field, ()):
-        setattr(obj, f"{key}_bidx", partial_index(key, value))
+        setattr(obj, f"{key}_bidx", partial_index(key, value, blind_index))
 
 
 # --- queries -------------------------------------------------------------------------------------

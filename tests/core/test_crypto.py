@@ -557,3 +557,31 @@ def test_audit_mac_switch_is_recorded_by_entry_id(app, crypto_suite):
     assert ring.audit_macs == [(1, other), (8, crypto_suite)]
     ring.save()
     assert Keyring.load(key_file(app)).audit_macs == [(1, other), (8, crypto_suite)]
+
+
+def test_bulk_sealer_matches_subject_keys_encrypt_and_blind_index(app, crypto_suite):
+    """An import's batch seals through crypto.BulkSealer: its data keys unwrap like
+    new_subject_key's, its tokens decrypt with decrypt(), its digests are blind_index()'s."""
+    sealer = crypto.BulkSealer()
+    dek, kek_id, wrapped = sealer.new_data_key()
+    row = SubjectKey(kek_id=kek_id, wrapped=wrapped)
+    db.session.add(row)
+    db.session.commit()
+    fresh = reload_subject_key(row.id)  # the data key as unwrapped from the database
+
+    class Row:  # what an import builds for one customer: the model's table name and a uid
+        __tablename__ = "customers_person"
+        uid = "0123456789abcdef0123456789abcdef"
+        phone = crypto.Encrypted("customers.phone")
+        notes = crypto.Encrypted()
+
+    obj = Row()
+    sealer.set_field(Row.phone, obj, "+8613800138000", sealer.cipher_key(dek))
+    sealer.set_field(Row.notes, obj, "备注", sealer.cipher_key(dek))
+    assert obj.phone_ct.startswith({"aes": "v1:", "sm": "sm1:"}[crypto_suite])
+    assert crypto.decrypt(fresh, obj.phone_ct, f"customers_person|phone|{Row.uid}") == "+8613800138000"
+    assert crypto.decrypt(fresh, obj.notes_ct, f"customers_person|notes|{Row.uid}") == "备注"
+    assert obj.phone_bidx == crypto.blind_index("customers.phone", "+8613800138000")
+    assert sealer.blind_index("customers.phone", "x") == crypto.blind_index("customers.phone", "x")
+    sealer.set_field(Row.phone, obj, "", sealer.cipher_key(dek))
+    assert obj.phone_ct is None and obj.phone_bidx is None
