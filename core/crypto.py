@@ -522,10 +522,11 @@ def _subject_cipher_key(subject_key: SubjectKey, suite: str) -> bytes:
     """The key fields and files of a subject are sealed with under ``suite``: the 256-bit data key
     itself for AES-256-GCM, an SM4 key derived from it with HMAC-SM3 for SM4-GCM. One data key
     serves both, so a subject's values stay readable while an instance moves between suites."""
-    dek = _dek_of(subject_key)
-    if suite == "aes":
-        return dek
-    return _hmac("sm", dek, _SM4_LABEL)[:16]
+    return _cipher_key(_dek_of(subject_key), suite)
+
+
+def _cipher_key(dek: bytes, suite: str) -> bytes:
+    return dek if suite == "aes" else _hmac("sm", dek, _SM4_LABEL)[:16]
 
 
 # --- application API ---------------------------------------------------------------------------
@@ -576,14 +577,17 @@ def encrypt(subject_key: SubjectKey, plaintext: str, aad: str) -> str:
     ``aad`` binds the value to where it is stored, e.g. "customers_person|id_number|42": the same
     ciphertext copied to another row or column then fails to decrypt.
     """
+    current = SUITES[keyring().suite]
+    return _seal_token(current, _subject_cipher_key(subject_key, current.name), plaintext, aad)
+
+
+def _seal_token(current: Suite, cipher_key: bytes, plaintext: str, aad: str) -> str:
     if not isinstance(plaintext, str):
         raise TypeError("encrypt() takes text; store None as NULL instead of encrypting it")
     if not aad:
         raise ValueError("encrypt() needs the AAD naming table, column and row")
-    current = SUITES[keyring().suite]
     nonce = os.urandom(NONCE_BYTES)
-    sealed = _seal(current.name, _subject_cipher_key(subject_key, current.name), nonce,
-                   plaintext.encode("utf-8"), aad.encode("utf-8"))
+    sealed = _seal(current.name, cipher_key, nonce, plaintext.encode("utf-8"), aad.encode("utf-8"))
     return current.prefix + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
 
@@ -939,16 +943,10 @@ class BulkSealer:
 
     def cipher_key(self, dek: bytes) -> bytes:
         """What :func:`_subject_cipher_key` gives for this data key under the instance's suite."""
-        return dek if self.suite.name == "aes" else _hmac("sm", dek, _SM4_LABEL)[:16]
+        return _cipher_key(dek, self.suite.name)
 
     def encrypt(self, cipher_key: bytes, plaintext: str, aad: str) -> str:
-        if not isinstance(plaintext, str):
-            raise TypeError("encrypt() takes text; store None as NULL instead of encrypting it")
-        if not aad:
-            raise ValueError("encrypt() needs the AAD naming table, column and row")
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = _seal(self.suite.name, cipher_key, nonce, plaintext.encode("utf-8"), aad.encode("utf-8"))
-        return self.suite.prefix + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+        return _seal_token(self.suite, cipher_key, plaintext, aad)
 
     def blind_index(self, domain: str, value: str) -> str:
         return self.ring.index_digest(domain, value)

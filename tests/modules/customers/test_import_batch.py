@@ -15,6 +15,7 @@ from core.audit import AuditEntry
 from core.db import db
 from modules.customers import io as cio
 from modules.customers.models import Consent, Customer, StatusChange
+from tests.conftest import PG_URL
 from tests.modules.customers.test_io import ID_1, ID_2, csv_bytes, make_customer, user
 
 
@@ -27,6 +28,23 @@ def people(make_user):
 
 def _rows(n, start=0):
     return [["个人", f"客户{i}", f"139{i:08d}", "", "", "", "sales1"] for i in range(start, start + n)]
+
+
+@pytest.mark.skipif(not PG_URL, reason="needs KEHU_TEST_DATABASE_URL")
+def test_a_large_import_on_postgresql_refreshes_the_planners_statistics(app, people, monkeypatch):
+    monkeypatch.setattr(cio, "ANALYZE_AFTER", 20)
+    with app.app_context():
+        analysed = text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'customers_customer'")
+        before = db.session.scalar(analysed)
+        result = cio.import_customers(user("head1"), csv_bytes(_rows(19)), "x.csv")
+        assert result.created == 19
+        db.session.commit()
+        assert db.session.scalar(analysed) == before  # a small import leaves it to autovacuum
+        result = cio.import_customers(user("head1"), csv_bytes(_rows(20, start=100)), "y.csv")
+        assert result.created == 20
+        db.session.commit()
+        db.session.execute(text("SELECT pg_stat_clear_snapshot()"))
+        assert db.session.scalar(analysed) == before + 1
 
 
 def test_batched_import_numbers_audits_and_consents_every_customer(app, people, monkeypatch):
