@@ -4,6 +4,7 @@ The suite runs against SQLite always, and against PostgreSQL when KEHU_TEST_DATA
 (each test gets an empty schema there)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -60,6 +61,24 @@ def _vacuum_catalogs(engine):
     Vacuuming them takes a second; a role that may not is warned, not failed."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM " + ", ".join(f"pg_catalog.{name}" for name in CHURNED_CATALOGS)))
+
+
+@contextlib.contextmanager
+def captured_statements(app):
+    """The (statement, parameters) the app's engine runs inside the block, in order."""
+    from sqlalchemy import event
+    statements = []
+
+    def remember(conn, cursor, statement, parameters, *args):
+        statements.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
 
 
 def make_config(tmp_path, *, crypto_suite=None, **extra):

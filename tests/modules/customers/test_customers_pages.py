@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from core import access
 from core.audit import AuditEntry
@@ -19,7 +19,7 @@ from core.db import db
 from core.models import User
 from modules.customers import quality, services
 from modules.customers.models import Consent, Contact, Customer, Share, Transaction
-from tests.conftest import both_suites
+from tests.conftest import both_suites, captured_statements
 
 ID_1 = "11010519491231002X"  # the example of GB 11643 (female, born 1949-12-31)
 ID_2 = "110101199003074477"
@@ -307,17 +307,9 @@ def test_search_never_leaves_the_remit(signed_in, make_customer):
 def test_list_pages_by_keyset_with_a_capped_count_and_no_offset(app, signed_in, make_customer):
     ids = [make_customer("sales1", name=f"客户{i}") for i in range(5)]
     client = signed_in("sales1")
-    statements = []
-
-    def remember(conn, cursor, statement, parameters, *args):
-        statements.append((statement.lower(), parameters))
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", remember)
-        try:
-            first = client.get("/customers/?size=2").get_data(as_text=True)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", remember)
+    with captured_statements(app) as captured:
+        first = client.get("/customers/?size=2").get_data(as_text=True)
+    statements = [(s.lower(), p) for s, p in captured]
     listed = [int(i) for i in re.findall(r'<tr id="customer-(\d+)"', first)]
     assert listed == sorted(ids, reverse=True)[:2]
     selects = [(s, p) for s, p in statements if "from customers_customer" in s]

@@ -10,11 +10,12 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from core.db import db
 from modules.customers import search, services
 from modules.customers.models import Customer, Share
+from tests.conftest import captured_statements
 from tests.conftest import csrf_token as csrf
 from tests.modules.customers import test_customers_pages as pages
 
@@ -85,19 +86,10 @@ def test_partial_search_is_audited_without_the_query(app, signed_in, register):
 
 def test_a_phone_search_reads_no_company_name_with_like(app, signed_in, register):
     client = signed_in("sales1")
-    statements = []
-
-    def remember(conn, cursor, statement, parameters, *args):
-        statements.append(statement.lower())
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", remember)
-        try:
-            for q in ("13800138000", ID_1):
-                assert client.get("/customers/", query_string={"q": q}).status_code == 200
-        finally:
-            event.remove(db.engine, "before_cursor_execute", remember)
-    listing = [s for s in statements if "from customers_customer" in s]
+    with captured_statements(app) as captured:
+        for q in ("13800138000", ID_1):
+            assert client.get("/customers/", query_string={"q": q}).status_code == 200
+    listing = [s.lower() for s, _p in captured if "from customers_customer" in s.lower()]
     assert listing and not any("like" in s for s in listing)
 
 
@@ -246,17 +238,10 @@ def test_staff_list_merges_own_and_shared_customers_newest_first(app, signed_in,
     theirs = make_customer("sales1b", name="乙")
     mine_new = make_customer("sales1", name="丙")
     client = signed_in("sales1")
-    statements = []
-
-    def remember(conn, cursor, statement, parameters, *args):
-        statements.append(statement.lower())
-
+    with captured_statements(app) as captured:
+        assert listed(client.get("/customers/").get_data(as_text=True)) == [mine_new, mine_old]
+    statements = [s.lower() for s, _p in captured]
     with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", remember)
-        try:
-            assert listed(client.get("/customers/").get_data(as_text=True)) == [mine_new, mine_old]
-        finally:
-            event.remove(db.engine, "before_cursor_execute", remember)
         # no shares: one keyset query of the own customers (owner_id = ?), no shared branch
         page = [s for s in statements if "from customers_customer" in s and "order by customers_customer.id" in s]
         assert len(page) == 1 and re.search(r"and customers_customer\.owner_id = (\?|%\(owner_id_\d+\)s)", page[0])
@@ -436,18 +421,9 @@ def test_imported_customers_are_found_by_surname_phone_tail_and_number_tail(app,
 # --- company names: substring search through SQLite's FTS5 trigram index -------------------------
 
 def _statements(app, client, q):
-    statements = []
-
-    def remember(conn, cursor, statement, parameters, *args):
-        statements.append(statement.lower())
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", remember)
-        try:
-            ids = found(client, q)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", remember)
-    return ids, [s for s in statements if "from customers_customer" in s]
+    with captured_statements(app) as statements:
+        ids = found(client, q)
+    return ids, [s.lower() for s, _p in statements if "from customers_customer" in s.lower()]
 
 
 def test_company_name_middle_found_through_the_trigram_index(app, signed_in, make_customer):
