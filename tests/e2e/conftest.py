@@ -238,6 +238,17 @@ class Browse:
         with page.expect_navigation():
             page.click(selector)
 
+    def audit_rows(self, page, action_label, number, actor):
+        """On the audit trail (page of a security officer): filter by the action's name and the
+        customer number as a user would, and return the rows of ``actor`` naming that number."""
+        import re
+        self.open_menu(page, "core-audit")
+        page.select_option("select[name=action]", label=action_label)
+        page.fill("input[name=customer]", number)
+        self.submit(page, "#audit-filter")
+        return page.locator("#audit tbody tr").filter(has_text=actor).filter(
+            has=page.locator("td", has_text=re.compile(rf"^\s*{re.escape(number)}\s*$")))
+
     def release(self):
         """Hand the contexts back, emptied, for the next test (closed if anything went wrong)."""
         for bypass_csp, context, page, listeners in self._taken:

@@ -106,12 +106,7 @@ def test_head_exports_a_filter_and_reimports_it_with_one_edit(browse, data, live
 
     # the security officer finds the import and the one update it made on the audit trail
     security = browse.sign_in("security")
-    browse.open_menu(security, "core-audit")
-    security.select_option("select[name=action]", label="修改客户")
-    security.fill("input[name=customer]", edited_number)
-    browse.submit(security, "#audit-filter")
-    updates = security.locator("#audit tbody tr").filter(has_text="head_d1").filter(
-        has=security.locator("td", has_text=re.compile(rf"^\s*{re.escape(edited_number)}\s*$")))
+    updates = browse.audit_rows(security, "修改客户", edited_number, "head_d1")
     expect(updates).to_have_count(1)
     expect(updates.locator("code")).to_have_text("customers.customer.updated")
     expect(updates.locator(".audit-details")).to_contain_text("notes")
