@@ -120,7 +120,8 @@ def compile_catalogs(folders, logger=None):
             try:
                 with po.open("rb") as src:
                     catalog = read_po(src)
-                tmp = mo.with_suffix(".mo.tmp")
+                # One file per process: gunicorn's workers (or two test runs) may start together.
+                tmp = mo.with_suffix(f".mo.{os.getpid()}.tmp")
                 with tmp.open("wb") as out:
                     write_mo(out, catalog)
                 tmp.replace(mo)
