@@ -8,7 +8,7 @@ blind indexes (company-wide, nothing decrypted)."""
 from core.api import Manifest, lazy_exports
 
 manifest = Manifest(
-    name="customers", version="1.2.0",
+    name="customers", version="1.3.0",
     title={"zh_CN": "客户登记", "en": "Customer register"},
     summary={"zh_CN": "个人与企业客户、联系人、同意记录、交易与服务记录、移交、导入导出",
              "en": "Individual and organisation customers, contacts, consent, transactions, handover, import/export"},

@@ -3,7 +3,7 @@ public ones in plain columns, L1-L3 as AES-GCM ciphertext under the customer's o
 (``<field>_ct``), with a keyed blind index (``<field>_bidx``) where exact search is needed."""
 import uuid
 
-from sqlalchemy import DDL, Index, UniqueConstraint, event
+from sqlalchemy import DDL, Index, UniqueConstraint, event, func
 
 from core.api import Encrypted, UTCDateTime, blind_index_column, crypto, db, encrypted_column, utcnow
 
@@ -27,10 +27,6 @@ def _reversed_number(context):
 class Customer(db.Model):
     __tablename__ = "customers_customer"
     __table_args__ = (
-        # substring search on company names: a trigram index on PostgreSQL (pg_trgm); a plain
-        # one elsewhere (on SQLite the FTS5 trigram index below answers queries of 3+ characters)
-        Index("ix_customers_customer_company_name_trgm", "company_name", postgresql_using="gin",
-              postgresql_ops={"company_name": "gin_trgm_ops"}),
         # the list's keyset pages (a remit, newest first) walk these in order and stop after a
         # page; with the owner or department alone PostgreSQL fetched and sorted the whole remit
         Index("ix_customers_customer_department_id_id", "department_id", "id"),
@@ -122,6 +118,14 @@ class Customer(db.Model):
         return f"{self.number} {self.display_name or ''}"
 
 
+# Substring search on company names, PostgreSQL: a trigram index on lower(company_name)
+# (search.company_name_clause). Not on the column itself: pg_trgm also answers "=", and the
+# planner then chose it over the plain index for the duplicate checks of imports and new
+# customers (2.9 ms instead of 0.05 ms a name at 15k customers, growing with the register).
+# SQLite has its FTS5 trigram index below instead.
+Index("ix_customers_customer_company_name_lower_trgm",
+      func.lower(Customer.__table__.c.company_name).label("company_name_lower"),
+      postgresql_using="gin", postgresql_ops={"company_name_lower": "gin_trgm_ops"}).ddl_if(dialect="postgresql")
 # the trigram operator class must exist before the table (create_all in tests; the migration
 # creates it too)
 event.listen(Customer.__table__, "before_create",

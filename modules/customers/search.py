@@ -63,10 +63,11 @@ FTS_DDL = (  # literal statements: nothing in them comes from outside
 def company_name_clause(model, q, dialect):
     """Company names containing ``q``: through the FTS5 trigram index on SQLite when ``q`` has
     at least three characters (a quoted phrase: its characters match only themselves), else
-    LIKE (PostgreSQL's LIKE uses its pg_trgm index)."""
-    from sqlalchemy import column, literal_column, select, table
+    LIKE on the lower-cased name (PostgreSQL's pg_trgm index is on lower(company_name)); either
+    way "acme" finds "ACME 科技", as SQLite's FTS5 and LIKE do."""
+    from sqlalchemy import column, func, literal_column, select, table
     if dialect != "sqlite" or len(q) < FTS_MIN or "\x00" in q:  # FTS5 refuses a NUL in a phrase
-        return model.company_name.contains(q, autoescape=True)
+        return func.lower(model.company_name).contains(q.lower(), autoescape=True)
     phrase = '"' + q.replace('"', '""') + '"'
     fts = table(FTS_TABLE, column("rowid"))
     return model.id.in_(select(fts.c.rowid).where(literal_column(FTS_TABLE).match(phrase)))
