@@ -20,7 +20,7 @@ audit            audit.record(action, target=..., **details), audit.record_many(
 hooks            hooks.call(name, *args, department_id=...), hooks.contributions(name, ...),
                  WorkItem (what the core.work_items hook returns), Finding (core.selfcheck),
                  run_selfcheck() -> [Finding] (core's checks and every installed module's)
-audit feed       audit_feed.head_id(), audit_feed.after(last_id, limit) and audit_feed.window(actions=,
+audit feed       audit_feed.head_id(), audit_feed.after(last_id, limit, actions=, until_id=) and audit_feed.window(actions=,
                  since=, until=, actor_id=, actor_name=, target_type=, target_id=): the trail oldest
                  first, for rules run from the core.audit_appended hook
 PDF              pdf.render(template, **context), pdf.response(template, filename=..., action=...,

@@ -93,12 +93,33 @@ def head_id():
     return db.session.scalar(select(func.max(AuditEntry.id))) or 0
 
 
-def after(last_id, limit=1000):
-    """Entries with an id above ``last_id``, oldest first, at most ``limit`` (1..5000)."""
+def after(last_id, limit=1000, *, actions=None, until_id=None):
+    """Entries with an id above ``last_id`` (and at most ``until_id``), oldest first, at most
+    ``limit`` (1..5000); only those of ``actions`` (names or ``*`` patterns) when given.
+
+    A rule that reads only some actions passes them, and moves its cursor to ``until_id`` (read
+    with ``head_id`` first) when fewer than ``limit`` came back: ids become visible in order (the
+    trail is appended under one lock), so every entry up to that head has been seen. After a bulk
+    import of thousands of entries it skips them in the database instead of decoding each."""
     limit = max(1, min(int(limit), 5000))
-    rows = db.session.execute(select(AuditEntry).where(AuditEntry.id > last_id)
-                              .order_by(AuditEntry.id).limit(limit)).scalars()
+    stmt = select(AuditEntry).where(AuditEntry.id > last_id)
+    if until_id is not None:
+        stmt = stmt.where(AuditEntry.id <= until_id)
+    if actions is not None:
+        stmt = _of_actions(stmt, actions)
+        if stmt is None:
+            return []
+    rows = db.session.execute(stmt.order_by(AuditEntry.id).limit(limit)).scalars()
     return [_entry(r) for r in rows]
+
+
+def _of_actions(stmt, actions):
+    """``stmt`` limited to entries of ``actions`` (names or ``*`` patterns); None for no actions."""
+    actions = list(actions)
+    if not actions:
+        return None
+    return stmt.where(or_(*[AuditEntry.action.like(_like(a), escape="\\") if "*" in a
+                            else AuditEntry.action == a for a in actions]))
 
 
 def window(*, actions=None, since=None, until=None, actor_id=None, actor_name=None, target_type=None,
@@ -107,11 +128,9 @@ def window(*, actions=None, since=None, until=None, actor_id=None, actor_name=No
     ``since`` <= at <= ``until``, the acting account's id or name, the target."""
     stmt = select(AuditEntry)
     if actions is not None:
-        actions = list(actions)
-        if not actions:
+        stmt = _of_actions(stmt, actions)
+        if stmt is None:
             return []
-        stmt = stmt.where(or_(*[AuditEntry.action.like(_like(a), escape="\\") if "*" in a
-                                else AuditEntry.action == a for a in actions]))
     if since is not None:
         stmt = stmt.where(AuditEntry.at >= since)
     if until is not None:

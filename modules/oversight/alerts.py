@@ -73,19 +73,24 @@ def _cursor():
 
 
 def evaluate(limit=1000):
-    """Read up to ``limit`` entries after the cursor through every rule in force; returns (entries
-    read, alerts raised or extended). The caller commits."""
+    """Read up to ``limit`` entries after the cursor of the actions the rules in force watch, through
+    those rules, and move the cursor past what was read; returns (entries read, alerts raised or
+    extended). The caller commits."""
     cursor = _cursor()
-    new = audit_feed.after(cursor.last_entry_id, limit)
-    if not new:
-        return 0, []
+    in_force = [name for name in RULES if name in set(_s("rules", RULES))]
+    head = audit_feed.head_id()
+    # only the actions the rules in force look at: after an import of 10,000 customers the
+    # requests that followed each decoded 500 entries of it (~28 ms) until the cursor caught up
+    watched = sorted({action for name in in_force for action in RULE_ACTIONS[name]()})
+    new = audit_feed.after(cursor.last_entry_id, limit, actions=watched, until_id=head)
     touched = []
-    in_force = set(_s("rules", RULES))
-    for name in RULES:
-        if name in in_force:
+    if new:
+        for name in in_force:
             touched.extend(RULE_CHECKS[name](new))
-    cursor.last_entry_id = new[-1].id
-    db.session.flush()
+    moved_to = new[-1].id if len(new) == limit else head
+    if moved_to > cursor.last_entry_id:
+        cursor.last_entry_id = moved_to
+        db.session.flush()
     return len(new), list(dict.fromkeys(touched))
 
 
@@ -239,6 +244,11 @@ def _new_address(new):
 
 RULE_CHECKS = {"burst": _burst, "off_hours": _off_hours, "denied_rows": _denied_rows,
                "new_address": _new_address}
+# the actions each rule reads among the new entries (the settings may change them)
+RULE_ACTIONS = {"burst": lambda: tuple(_s("burst_actions", BURST_ACTIONS)),
+                "off_hours": lambda: tuple(_s("off_hours_actions", OFF_HOURS_ACTIONS)),
+                "denied_rows": lambda: ("core.access.row_denied",),
+                "new_address": lambda: ("core.auth.signed_in",)}
 
 
 # --- for people ----------------------------------------------------------------------------------------

@@ -167,6 +167,27 @@ def test_kehu_alerts_run_reads_what_was_written_outside_requests(app, ov, runner
     assert _alerts(app, "off_hours") == [("off_hours", "head1", 1, "open")]
 
 
+def test_entries_no_rule_watches_are_skipped_at_once_and_a_watched_one_among_them_still_counts(app, ov, clock):
+    """After a bulk import (two entries a customer) the cursor moves past the entries no rule
+    reads in one evaluation, instead of decoding them 500 per request."""
+    from core.watch import head_id
+    from modules.oversight.models import Cursor
+    clock.set(TUESDAY_NIGHT)
+    with app.app_context():
+        head = db.session.query(User).filter_by(username="head1").one()
+        bulk = [{"target_type": "customers_customer", "target_id": i, "kind": "person"} for i in range(700)]
+        audit.record_many("customers.customer.created", bulk, actor=head)
+        audit.record("customers.export.completed", actor=head, format="csv", marketing=False, rows=3)
+        audit.record_many("customers.customer.created", bulk, actor=head)
+        db.session.commit()
+        read, touched = alerts.evaluate(limit=500)
+        db.session.commit()
+        assert (read, len(touched)) == (1, 1)  # the export, at night
+        assert db.session.get(Cursor, 1).last_entry_id == head_id() > 1400
+        assert alerts.evaluate(limit=500) == (0, [])
+    assert _alerts(app, "off_hours") == [("off_hours", "head1", 1, "open")]
+
+
 def test_thresholds_are_settings(app, ov, clock):
     app.config["OVERSIGHT_BURST_COUNT"] = 2
     app.config["OVERSIGHT_RULES"] = ("burst",)
