@@ -185,6 +185,12 @@ def test_entries_no_rule_watches_are_skipped_at_once_and_a_watched_one_among_the
         assert (read, len(touched)) == (1, 1)  # the export, at night
         assert db.session.get(Cursor, 1).last_entry_id == head_id() > 1400
         assert alerts.evaluate(limit=500) == (0, [])
+        seen = head_id()
+        audit.record("customers.customer.created", actor=head, target_type="customers_customer", target_id=1)
+        db.session.commit()
+        # what a request does after it wrote nothing watched: read, and leave the cursor alone
+        assert alerts.evaluate(limit=500, lag=1000) == (0, [])
+        assert db.session.get(Cursor, 1).last_entry_id == seen == head_id() - 1
     assert _alerts(app, "off_hours") == [("off_hours", "head1", 1, "open")]
 
 
