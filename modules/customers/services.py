@@ -1004,9 +1004,10 @@ def can_manage_shares(actor, customer):
                                 (actor.role == "head" and actor.department_id == customer.department_id))
 
 
-def share_candidates(actor, customer):
-    """Colleagues of the customer's department the customer may be shared with."""
-    taken = {s.user_id for s in shares_of(customer)} | {customer.owner_id}
+def share_candidates(actor, customer, shares=None):
+    """Colleagues of the customer's department the customer may be shared with (``shares``: its
+    shares, when the caller has read them already)."""
+    taken = {s.user_id for s in (shares_of(customer) if shares is None else shares)} | {customer.owner_id}
     users = db.session.scalars(select(User).where(
         User.department_id == customer.department_id, User.active.is_(True),
         User.role.in_(("sales", "service"))).order_by(User.display_name, User.username)).all()

@@ -509,18 +509,19 @@ def _render_detail(customer, *, revealed=None, reveal_errors=None, status=200):
     events.sort(key=services.sort_key, reverse=True)
     tx = services.transactions(customer, limit=DETAIL_TRANSACTIONS + 1)
     can_share = can(actor, "customers.share") and services.can_manage_shares(actor, customer)
+    shares = services.shares_of(customer)
     share_form = None
     if can_share:
         share_form = ShareForm()
         share_form.user_id.choices = [(str(u.id), f"{u} ({u.username})")
-                                      for u in services.share_candidates(actor, customer)]
+                                      for u in services.share_candidates(actor, customer, shares)]
     score, missing = quality.completeness(customer)
     html = render_template(
         "customers/detail.html", customer=customer, actor=actor, rows=_field_rows(customer, revealed),
         revealed=revealed, reveal_errors=reveal_errors or {}, reveal_form=RevealForm(),
         consents=list(reversed(customer.consents)), contacts=customer.contacts if customer.kind == "org" else [],
         transactions=tx[:DETAIL_TRANSACTIONS], more_transactions=len(tx) > DETAIL_TRANSACTIONS,
-        history=list(reversed(customer.status_changes)), shares=services.shares_of(customer),
+        history=list(reversed(customer.status_changes)), shares=shares,
         share_form=share_form, timeline=events, panels=_hook("customers.panels", customer, actor),
         score=score, missing=missing, L2=L2, L3=L3,
         has_sensitive_consent=services.has_sensitive_consent(customer),
