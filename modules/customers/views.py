@@ -537,9 +537,13 @@ def _render_detail(customer, *, revealed=None, reveal_errors=None, status=200):
 @require("customers.view")
 def detail(customer_id):
     customer = _customer_or_404(customer_id)
+    # rendered first, on the read snapshot; the page leaves only once its audit entry is
+    # committed (a failed append answers 500 and the page is dropped). Recording first meant
+    # reading the customer, its owner and their relations again after the commit expired them.
+    response = _render_detail(customer)
     audit.record("customers.customer.viewed", target=customer, actor=_actor())
     db.session.commit()
-    return _render_detail(customer)
+    return response
 
 
 @bp.route("/<int:customer_id>/reveal/<field>", methods=["POST"])

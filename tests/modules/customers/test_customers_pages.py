@@ -630,6 +630,23 @@ def test_viewing_a_customer_is_audited(app, signed_in, make_customer):
         assert entries("customers.customer.viewed")[-1].target_id == str(customer_id)
 
 
+def test_the_customer_page_never_leaves_without_its_audit_entry(app, signed_in, make_customer, monkeypatch):
+    """The page is rendered before its entry is appended: when the append fails, it is dropped."""
+    from core import audit
+    customer_id = make_customer("sales1", name="郑审计")
+    client = signed_in("sales1")
+
+    def broken(prev_hash, canonical):
+        raise RuntimeError("the audit key is unreadable")
+    monkeypatch.setattr(audit, "_mac", broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # answer as production does
+    response = client.get(f"/customers/{customer_id}")
+    assert response.status_code == 500
+    assert "郑审计" not in response.get_data(as_text=True)
+    with app.app_context():
+        assert entries("customers.customer.viewed") == []
+
+
 # --- status ----------------------------------------------------------------------------------------
 
 def test_lost_needs_a_reason_and_the_change_is_kept(app, signed_in, make_customer):
