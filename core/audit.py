@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 from flask import current_app, g, has_app_context, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import DDL, event, or_, select, text
+from sqlalchemy import DDL, Index, event, or_, select, text
 from sqlalchemy.orm import Session
 
 from core.db import db, write_lock
@@ -107,7 +107,14 @@ MAX_DETAIL = 500  # characters of any single detail value; longer values are cut
 
 class AuditEntry(db.Model):
     __tablename__ = "core_audit_entry"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        # an account's entries of one action since a time: the rate limits (reveals an hour,
+        # duplicate probes) and the alert rules' windows. With actor_id alone every check read all
+        # of the account's entries: 45 ms at 144,000, growing with the trail (an import adds two a
+        # customer to the importing head's).
+        Index("ix_core_audit_entry_actor_id_action_at", "actor_id", "action", "at"),
+        {"sqlite_autoincrement": True},
+    )
 
     id = db.Column(db.Integer, primary_key=True)
     at = db.Column(UTCDateTime, nullable=False, index=True)

@@ -350,3 +350,23 @@ def db_entries(app, action):
     with app.app_context():
         return db.session.execute(select(AuditEntry).where(AuditEntry.action == action)
                                   .order_by(AuditEntry.id)).scalars().all()
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="reads SQLite's query plan (PostgreSQL has the same index, tests/migrations)")
+def test_an_accounts_entries_of_one_action_are_counted_through_one_index(app):
+    """Rate limits count an account's entries of one action since a time; with the actor_id index
+    alone each count read every entry of the account (a head who imported 1M customers: 2M)."""
+    from datetime import timedelta
+
+    from core.models import utcnow
+    from tests.conftest import captured_statements
+    actor = type("Actor", (), {"id": 5, "username": "head1", "role": "head", "department_id": None})()
+    with app.app_context():
+        audit.record_many("core.auth.signed_in", [{"target_id": i} for i in range(30)], actor=actor)
+        db.session.commit()
+    with captured_statements(app) as statements, app.app_context():
+        assert audit.count("core.auth.signed_in", actor=actor, since=utcnow() - timedelta(hours=1)) == 30
+    sql, params = statements[-1]
+    with app.app_context():
+        plan = " ".join(row[-1] for row in db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
+    assert "ix_core_audit_entry_actor_id_action_at (actor_id=? AND action=? AND at>?)" in plan, plan
