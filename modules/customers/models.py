@@ -28,9 +28,11 @@ class Customer(db.Model):
     __tablename__ = "customers_customer"
     __table_args__ = (
         # the list's keyset pages (a remit, newest first) walk these in order and stop after a
-        # page; with the owner or department alone PostgreSQL fetched and sorted the whole remit
+        # page; with the owner or department alone PostgreSQL fetched and sorted the whole remit.
+        # A salesperson's remit is their own customers of their department: both in the index,
+        # so its page and its capped count read the index alone (customers_0007)
         Index("ix_customers_customer_department_id_id", "department_id", "id"),
-        Index("ix_customers_customer_owner_id_id", "owner_id", "id"),
+        Index("ix_customers_customer_owner_id_department_id_id", "owner_id", "department_id", "id"),
         {"sqlite_autoincrement": True},
     )
 

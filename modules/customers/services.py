@@ -1277,7 +1277,10 @@ def count_capped(branches, cap=None):
     cap = COUNT_CAP if cap is None else cap
     total = 0
     for branch in branches:
-        sub = branch.with_only_columns(Customer.id).limit(cap + 1 - total).subquery()
+        # in id order, as the page itself: the planner then walks the remit's index and stops at
+        # the cap; unordered, PostgreSQL read all of a salesperson's customers into a bitmap first
+        # (8.6 ms for 10,000 at 100k, growing with the register)
+        sub = branch.with_only_columns(Customer.id).order_by(Customer.id.desc()).limit(cap + 1 - total).subquery()
         total += db.session.scalar(select(func.count()).select_from(sub)) or 0
         if total > cap:
             return cap, True
