@@ -7,6 +7,7 @@ from core.db import db
 from core.models import User
 from modules.oversight import alerts
 from modules.oversight.models import Alert
+from tests.conftest import captured_statements
 
 TUESDAY_NIGHT = datetime(2026, 12, 1, 18, 30, tzinfo=UTC)  # Wednesday 02:30 in Beijing
 
@@ -189,7 +190,12 @@ def test_entries_no_rule_watches_are_skipped_at_once_and_a_watched_one_among_the
         audit.record("customers.customer.created", actor=head, target_type="customers_customer", target_id=1)
         db.session.commit()
         # what a request does after it wrote nothing watched: read, and leave the cursor alone
-        assert alerts.evaluate(limit=500, lag=1000) == (0, [])
+        # without locking it (on SQLite, without the database's write lock)
+        with captured_statements(app) as statements:
+            assert alerts.evaluate(limit=500, lag=1000) == (0, [])
+            mode = db.session.connection().info.get("kehu_sqlite_mode")
+        assert not any("FOR UPDATE" in sql or sql.startswith("UPDATE") for sql, _params in statements)
+        assert mode in (None, "read")  # SQLite's transaction stayed a reader (PostgreSQL has no mode)
         assert db.session.get(Cursor, 1).last_entry_id == seen == head_id() - 1
     assert _alerts(app, "off_hours") == [("off_hours", "head1", 1, "open")]
 
