@@ -81,6 +81,13 @@ def captured_statements(app):
         event.remove(engine, "before_cursor_execute", remember)
 
 
+def sqlite_plan(sql, params):
+    """SQLite's EXPLAIN QUERY PLAN of a captured statement, its steps joined in one line (inside
+    an app context)."""
+    rows = db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+    return " ".join(row[-1] for row in rows)
+
+
 def make_config(tmp_path, *, crypto_suite=None, **extra):
     instance = tmp_path / "instance"
     instance.mkdir(exist_ok=True)

@@ -40,6 +40,7 @@ from .models import RULES, Alert, Cursor
 
 BURST_ACTIONS = ("*.revealed", "*.exported", "*.export.completed")
 OFF_HOURS_ACTIONS = ("core.auth.signed_in", "*.revealed", "*.exported", "*.export.completed")
+ROW_DENIED, SIGNED_IN = "core.access.row_denied", "core.auth.signed_in"
 MAX_IDS = 500
 RULE_LABELS = {
     "burst": {"zh_CN": "短时间内大量查看明文或导出", "en": "Many reveals or exports in a short time"},
@@ -162,7 +163,7 @@ def _joins_within(span, first):
 
 
 def _burst(new):
-    actions = tuple(_s("burst_actions", BURST_ACTIONS))
+    actions = RULE_ACTIONS["burst"]()
     threshold, span = int(_s("burst_count", 30)), _minutes("burst_minutes", 10)
     touched = []
     for actor_id, group in _by_actor(e for e in new if e.actor_id and _matches(e.action, actions)):
@@ -190,7 +191,7 @@ def outside_hours(at):
 
 
 def _off_hours(new):
-    actions = tuple(_s("off_hours_actions", OFF_HOURS_ACTIONS))
+    actions = RULE_ACTIONS["off_hours"]()
     days = defaultdict(list)
     for e in new:
         if e.actor_id and _matches(e.action, actions) and outside_hours(e.at):
@@ -213,13 +214,13 @@ def _foreign(entry, department_id):
 def _denied_rows(new):
     threshold, span = int(_s("denied_count", 10)), _minutes("denied_minutes", 10)
     touched = []
-    for actor_id, group in _by_actor(e for e in new if e.actor_id and e.action == "core.access.row_denied"):
+    for actor_id, group in _by_actor(e for e in new if e.actor_id and e.action == ROW_DENIED):
         user = db.session.get(User, actor_id)
         department_id = user.department_id if user is not None else None
         group = [e for e in group if _foreign(e, department_id)]
         if not group:
             continue
-        window = [e for e in audit_feed.window(actions=["core.access.row_denied"], actor_id=actor_id,
+        window = [e for e in audit_feed.window(actions=[ROW_DENIED], actor_id=actor_id,
                                                since=group[0].at - span, until=group[-1].at, limit=5000)
                   if _foreign(e, department_id)]
         for hit in _hits(window, {e.id for e in group}, span, threshold):
@@ -232,13 +233,13 @@ def _new_address(new):
     lookback = timedelta(days=int(_s("address_days", 90)))
     touched = []
     for e in new:
-        if e.action != "core.auth.signed_in" or not e.actor_id:
+        if e.action != SIGNED_IN or not e.actor_id:
             continue
         failures = audit_feed.window(actions=["core.auth.failed"], target_type="core_user", target_id=e.actor_id,
                                      since=e.at - span, until=e.at, limit=5000)
         if len(failures) < threshold:
             continue
-        before = audit_feed.window(actions=["core.auth.signed_in"], actor_id=e.actor_id, since=e.at - lookback,
+        before = audit_feed.window(actions=[SIGNED_IN], actor_id=e.actor_id, since=e.at - lookback,
                                    until=e.at, limit=5000)
         if e.address in {b.address for b in before if b.id != e.id}:
             continue
@@ -250,11 +251,12 @@ def _new_address(new):
 
 RULE_CHECKS = {"burst": _burst, "off_hours": _off_hours, "denied_rows": _denied_rows,
                "new_address": _new_address}
-# the actions each rule reads among the new entries (the settings may change them)
+# the actions each rule reads among the new entries (the settings may change them): the rules
+# themselves and the cursor's filter (evaluate) ask here
 RULE_ACTIONS = {"burst": lambda: tuple(_s("burst_actions", BURST_ACTIONS)),
                 "off_hours": lambda: tuple(_s("off_hours_actions", OFF_HOURS_ACTIONS)),
-                "denied_rows": lambda: ("core.access.row_denied",),
-                "new_address": lambda: ("core.auth.signed_in",)}
+                "denied_rows": lambda: (ROW_DENIED,),
+                "new_address": lambda: (SIGNED_IN,)}
 
 
 # --- for people ----------------------------------------------------------------------------------------

@@ -359,7 +359,7 @@ def test_an_accounts_entries_of_one_action_are_counted_through_one_index(app):
     from datetime import timedelta
 
     from core.models import utcnow
-    from tests.conftest import captured_statements
+    from tests.conftest import captured_statements, sqlite_plan
     actor = type("Actor", (), {"id": 5, "username": "head1", "role": "head", "department_id": None})()
     with app.app_context():
         audit.record_many("core.auth.signed_in", [{"target_id": i} for i in range(30)], actor=actor)
@@ -368,5 +368,5 @@ def test_an_accounts_entries_of_one_action_are_counted_through_one_index(app):
         assert audit.count("core.auth.signed_in", actor=actor, since=utcnow() - timedelta(hours=1)) == 30
     sql, params = statements[-1]
     with app.app_context():
-        plan = " ".join(row[-1] for row in db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
+        plan = sqlite_plan(sql, params)
     assert "ix_core_audit_entry_actor_id_action_at (actor_id=? AND action=? AND at>?)" in plan, plan
