@@ -193,7 +193,10 @@ def confirms(customer, q):
         if "name" in kinds and customer.kind == "person":
             name = _name_text(customer.name)
             needle = _name_text(text)
-            if name and (name.startswith(needle) or name.endswith(needle)):
+            # the end of a name from two characters on (its index is the last two): one
+            # character is a surname, and confirming "ends with" too made 李鄷 a match for 鄷
+            # whenever 李 and 鄷 shared a surname bucket (1 in 64, key by key)
+            if name and (name.startswith(needle) or (len(needle) >= 2 and name.endswith(needle))):
                 return True
         if "phone_tail" in kinds:
             wanted = _phone_digits(text)

@@ -497,3 +497,14 @@ def test_the_trigram_index_follows_renamed_and_deleted_companies(app, signed_in,
             db.session.execute(text(f"INSERT INTO {search.FTS_TABLE}({search.FTS_TABLE}) "
                                     "VALUES ('integrity-check')"))  # raises if index and names differ
     assert found(client, "远东物流") == set()
+
+
+def test_one_character_is_a_surname_never_the_end_of_a_name():
+    """A candidate found through a surname bucket it shares by chance is confirmed by its own
+    name: one character matches the start only (its index is the surname), two or more the start
+    or the end."""
+    from types import SimpleNamespace
+    li_feng = SimpleNamespace(kind="person", name="李鄷")
+    assert not search.confirms(li_feng, "鄷")
+    assert search.confirms(li_feng, "李")
+    assert search.confirms(SimpleNamespace(kind="person", name="鄷一鸣"), "一鸣")
