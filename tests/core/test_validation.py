@@ -1,4 +1,5 @@
 """Normalisation, validation and masking of personal fields (security.md IV-01..IV-03)."""
+import phonenumbers
 import pytest
 from flask import Flask
 from flask_babel import Babel
@@ -99,6 +100,32 @@ def test_landlines_and_extensions(typed, canonical):
 ])
 def test_invalid_phone_numbers_are_refused(typed):
     assert "phone number" in message_of(v.phone, typed)
+
+
+def _phone_by_parsing(text):
+    """What v.phone gives when phonenumbers parses the text (the path every number took before
+    plain mobile numbers skipped it)."""
+    try:
+        number = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        return None
+    if phonenumbers.region_code_for_number(number) != "CN" or phonenumbers.number_type(number) not in (
+            phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE,
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_eleven_digit_numbers_are_read_as_parsing_reads_them():
+    # every 4-digit start from 1000 to 1999 (179xx are IP dialling prefixes that parsing strips)
+    for start in range(1000, 2000):
+        for tail in ("0000000", "4001829", "8004700", "3008383", "9999999"):
+            text = f"{start}{tail}"
+            try:
+                got = v.phone(text)
+            except ValidationError:
+                got = None
+            assert got == _phone_by_parsing(text), text
 
 
 # --- other fields ------------------------------------------------------------------------------
