@@ -92,9 +92,14 @@ def test_batched_import_numbers_audits_and_consents_every_customer(app, people, 
         assert all(e.actor == "head1" for e in created)
         consents = db.session.scalars(select(Consent)).all()
         assert [c.customer_id for c in consents] == [customers[-1].id] and consents[0].sensitive
-        recorded = db.session.scalars(select(AuditEntry).where(
-            AuditEntry.action == "customers.consent.recorded")).all()
-        assert [json.loads(e.details)["consent_id"] for e in recorded] == [consents[0].id]
+        # one entry per imported customer: the consent recorded with it is named in its created entry
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "customers.consent.recorded")) == 0
+        details = {int(e.target_id): json.loads(e.details) for e in created}
+        assert details[customers[-1].id]["consent_id"] == consents[0].id
+        assert details[customers[-1].id]["sensitive"] is True and details[customers[-1].id]["channel"] == "paper"
+        assert details[customers[-1].id]["notice_version"] == consents[0].notice_version
+        assert all("consent_id" not in d for cid, d in details.items() if cid != customers[-1].id)
         assert db.session.scalar(select(func.count()).select_from(StatusChange)) == 21
         checked, broken = audit.verify()
         assert broken is None and checked == db.session.scalar(select(func.count()).select_from(AuditEntry))
