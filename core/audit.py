@@ -24,7 +24,7 @@ from flask_login import current_user
 from sqlalchemy import DDL, Index, event, or_, select, text
 from sqlalchemy.orm import Session
 
-from core.db import db, write_lock
+from core.db import db, insert_rows, write_lock
 from core.models import UTCDateTime, utcnow
 
 GENESIS = "0" * 64
@@ -289,7 +289,7 @@ def record_many(action, items, *, actor=None, result="ok"):
         row.hash = _mac(row.prev_hash, canonical_of(row))
         prev_id, prev_hash = row.id, row.hash
         rows.append(vars(row))
-    session.execute(AuditEntry.__table__.insert(), rows)  # one executemany, no ORM objects
+    insert_rows(AuditEntry.__table__, rows, session)  # no ORM objects, bind processors looked up once
     if has_app_context():
         session.info["kehu_audit_head"] = (prev_id, prev_hash, current_app.config.get("AUDIT_CHECKPOINT_FILE"))
     return len(rows)

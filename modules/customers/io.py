@@ -681,11 +681,9 @@ class _NewRow:
 def _store_new(actor, batch, result, memo=None):
     """Create the customers of one batch, as ``services.create_customer`` does one by one: numbers
     reserved in one counter update; data keys, customers, status history and consents inserted
-    with one statement per table; one audit entry per customer (and per consent) appended in one
-    go. ``batch`` is [(row, kind, clean, owner, consent)]."""
-    from sqlalchemy import insert
-
-    from core.api import next_numbers, reserve_ids
+    with one statement per table (core.db.insert_rows); one audit entry per customer, naming its
+    consent, appended in one go. ``batch`` is [(row, kind, clean, owner, consent)]."""
+    from core.api import insert_rows, next_numbers, reserve_ids
 
     from . import quality, services
     from .models import StatusChange
@@ -706,7 +704,7 @@ def _store_new(actor, batch, result, memo=None):
     keys = [sealer.new_data_key() for _item in prepared]
     key_table = crypto.SubjectKey.__table__
     key_ids = reserve_ids(key_table, len(keys))
-    db.session.execute(insert(key_table), [{"id": i, "kek_id": kek_id, "wrapped": wrapped, "created_at": now}
+    insert_rows(key_table, [{"id": i, "kek_id": kek_id, "wrapped": wrapped, "created_at": now}
                                            for i, (_dek, kek_id, wrapped) in zip(key_ids, keys, strict=True)])
     customers, created = [], []
     for (kind, clean, owner, consent_clean), number, key, key_id in zip(prepared, numbers, keys, key_ids, strict=True):
@@ -737,15 +735,8 @@ def _store_new(actor, batch, result, memo=None):
     ids = reserve_ids(table, len(customers))
     for values, cid in zip(customers, ids, strict=True):
         values["id"] = cid
-    if db.session.get_bind().dialect.name == "sqlite":
-        # RETURNING makes SQLAlchemy send multi-row INSERT ... VALUES statements ("insertmanyvalues")
-        # instead of one statement per row, each of which opened the FTS5 index of company names
-        # again (its trigger): ~40 µs a row, person rows included. (On PostgreSQL psycopg's
-        # pipelined executemany is the faster one: 2,050 against 1,150 rows/s.)
-        db.session.execute(insert(table).returning(table.c.id), customers).all()
-    else:
-        db.session.execute(insert(table), customers)
-    db.session.execute(insert(StatusChange.__table__), [
+    insert_rows(table, customers)
+    insert_rows(StatusChange.__table__, [
         {"customer_id": cid, "from_status": None, "to_status": item[5], "reason": "", "changed_by": actor.id,
          "changed_at": now} for cid, item in zip(ids, created, strict=True)])
     consent_rows = [(cid, item[4]) for cid, item in zip(ids, created, strict=True) if item[4] is not None]
@@ -753,7 +744,7 @@ def _store_new(actor, batch, result, memo=None):
     if consent_rows:
         ctable = Consent.__table__
         consent_ids = reserve_ids(ctable, len(consent_rows))
-        db.session.execute(insert(ctable), [
+        insert_rows(ctable, [
             {"id": consent_id, "customer_id": cid, "purposes": ",".join(c["purposes"]), "scope": c["scope"],
              "sensitive": c["sensitive"], "channel": c["channel"], "notice_version": c["notice_version"],
              "recorded_by": actor.id, "recorded_at": now} for consent_id, (cid, c) in zip(consent_ids, consent_rows, strict=True)])
