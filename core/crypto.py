@@ -951,6 +951,10 @@ class BulkSealer:
     def blind_index(self, domain: str, value: str) -> str:
         return self.ring.index_digest(domain, value)
 
+    def blind_index_candidates(self, domain: str, value: str) -> list[str]:
+        """What :func:`blind_index_candidates` gives: one digest per index key."""
+        return self.ring.index_digests(domain, value)
+
     def set_field(self, attr: Encrypted, obj, value, cipher_key: bytes) -> None:
         """``attr.__set__(obj, value)`` for a row being built for a bulk insert (``obj`` has the
         model's ``__tablename__`` and a ``uid``): the ciphertext and blind index attributes."""

@@ -565,14 +565,15 @@ def _register_suspects(cleans, chunk=500):
     """Indexes of the rows that may match a customer of the register: a few IN queries over the
     blind indexes for the whole file, so that only these rows need quality.find_duplicates."""
     from core.api import crypto
+    sealer = crypto.BulkSealer()  # the keyring read once for the file, not once per digest
     wanted = {}  # (column, value) -> [row index]
     for index, clean in enumerate(cleans):
         keys = _lookup_keys(clean)
         if keys["phone"]:
-            for digest in crypto.blind_index_candidates(FIELDS["phone"].search_domain, keys["phone"]):
+            for digest in sealer.blind_index_candidates(FIELDS["phone"].search_domain, keys["phone"]):
                 wanted.setdefault(("phone", digest), []).append(index)
         if keys["id_number"]:
-            for digest in crypto.blind_index_candidates(FIELDS["id_number"].search_domain, keys["id_number"]):
+            for digest in sealer.blind_index_candidates(FIELDS["id_number"].search_domain, keys["id_number"]):
                 wanted.setdefault(("id_number", digest), []).append(index)
         if keys["credit_code"]:
             wanted.setdefault(("credit_code", keys["credit_code"]), []).append(index)
