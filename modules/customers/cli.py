@@ -80,7 +80,7 @@ def import_command(file, username, consent_channel, dry_run, quiet):
     progress = _Progress(quiet)
     try:
         result = io.import_customers(actor, data, path.name, consent_channel=consent_channel,
-                                     dry_run=dry_run, progress=progress)
+                                     dry_run=dry_run, progress=progress, helper_process=True)
     except io.ImportFileError as exc:
         _fail(f"{file}: {exc}; nothing imported")
     finally:

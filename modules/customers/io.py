@@ -19,6 +19,7 @@ import io
 import re
 import unicodedata
 import zipfile
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
@@ -679,39 +680,22 @@ class _NewRow:
         self.uid = uuid.uuid4().hex
 
 
-def _store_new(actor, batch, result, memo=None):
-    """Create the customers of one batch, as ``services.create_customer`` does one by one: numbers
-    reserved in one counter update; data keys, customers, status history and consents inserted
-    with one statement per table (core.db.insert_rows); one audit entry per customer, naming its
-    consent, appended in one go. ``batch`` is [(row, kind, clean, owner, consent)]."""
-    from core.api import insert_rows, next_numbers, reserve_ids
+_NOT_SEALED = ("status", "source", "tags")  # set by _store_new, not counted in completeness
 
-    from . import quality, services
-    from .models import StatusChange
-    prepared = []
-    for row, kind, clean, owner, consent in batch:
-        owner, consent_clean, errors = validate_import_row(actor, kind, clean, owner, consent, _memo=memo)
-        if errors:  # the same rules as check_rows: should not happen
-            result.errors += [RowError(row, _error_column(n), str(m)) for n, m in errors.items()]
-            continue
-        prepared.append((kind, dict(clean), owner, consent_clean))
-    if result.errors or not prepared:
-        return
-    numbers = next_numbers(services.NUMBER_PREFIX, len(prepared))
-    now = utcnow()
-    # the keyring read once for the batch, data keys without an ORM object each (crypto.BulkSealer:
-    # the same wrapping, ciphertexts and indexes as new_subject_key and the Encrypted fields)
+
+def _seal_batch(batch):
+    """The sealed columns of new customers [(kind, clean data)]: for each, (KEK id, wrapped data
+    key, {column: value}) with its uid, ciphertexts, blind and partial indexes and completeness
+    (crypto.BulkSealer: the same wrapping, ciphertexts and indexes as new_subject_key and the
+    Encrypted fields, the keyring read once for the batch). Pure, no database: a command runs it
+    ahead in a helper process (core.parallel.map_ahead) while it writes the previous batch."""
+    from . import quality
     sealer = crypto.BulkSealer()
-    keys = [sealer.new_data_key() for _item in prepared]
-    key_table = crypto.SubjectKey.__table__
-    key_ids = reserve_ids(key_table, len(keys))
-    insert_rows(key_table, [{"id": i, "kek_id": kek_id, "wrapped": wrapped, "created_at": now}
-                                           for i, (_dek, kek_id, wrapped) in zip(key_ids, keys, strict=True)])
-    customers, created = [], []
-    for (kind, clean, owner, consent_clean), number, key, key_id in zip(prepared, numbers, keys, key_ids, strict=True):
-        cipher_key = sealer.cipher_key(key[0])
-        status = clean.pop("status", None) or "prospect"
-        source, tags = clean.pop("source", None), clean.pop("tags", None) or ""
+    sealed = []
+    for kind, clean in batch:
+        clean = {name: value for name, value in clean.items() if name not in _NOT_SEALED}
+        dek, kek_id, wrapped = sealer.new_data_key()
+        cipher_key = sealer.cipher_key(dek)
         new = _NewRow()
         for name in _COLUMN_FIELDS:
             setattr(new, name, None)
@@ -725,13 +709,48 @@ def _store_new(actor, batch, result, memo=None):
                 setattr(new, name, value)
             else:
                 raise KeyError(f"customers_customer has no field {name}")
-        values = {name: getattr(new, name) for name in _COLUMN_FIELDS}
-        values.update(uid=new.uid, number=number, number_rev=number[::-1], kind=kind, status=status, status_changed_at=now,
-                      source=source, owner_id=owner.id, department_id=owner.department_id,
-                      tags=tags, subject_key_id=key_id,
-                      completeness=quality.score_of(kind, clean), created_at=now, updated_at=now, version=1)
+        values = {name: value for name in _COLUMN_FIELDS if (value := getattr(new, name)) is not None}
+        values.update(uid=new.uid, completeness=quality.score_of(kind, clean))
+        sealed.append((kek_id, wrapped, values))  # without the empty columns: less to send back
+    return sealed
+
+
+def _store_new(actor, batch, sealed, result, memo=None):
+    """Create the customers of one batch, as ``services.create_customer`` does one by one: numbers
+    reserved in one counter update; data keys, customers, status history and consents inserted
+    with one statement per table (core.db.insert_rows); one audit entry per customer, naming its
+    consent, appended in one go. ``batch`` is [(row, kind, clean, owner, consent)], ``sealed``
+    what ``_seal_batch`` gave for its (kind, clean)."""
+    from core.api import insert_rows, next_numbers, reserve_ids
+
+    from . import services
+    from .models import StatusChange
+    prepared = []
+    for (row, kind, clean, owner, consent), seal in zip(batch, sealed, strict=True):
+        owner, consent_clean, errors = validate_import_row(actor, kind, clean, owner, consent, _memo=memo)
+        if errors:  # the same rules as check_rows: should not happen
+            result.errors += [RowError(row, _error_column(n), str(m)) for n, m in errors.items()]
+            continue
+        prepared.append((kind, clean, owner, consent_clean, seal))
+    if result.errors or not prepared:
+        return
+    numbers = next_numbers(services.NUMBER_PREFIX, len(prepared))
+    now = utcnow()
+    key_table = crypto.SubjectKey.__table__
+    key_ids = reserve_ids(key_table, len(prepared))
+    insert_rows(key_table, [{"id": i, "kek_id": kek_id, "wrapped": wrapped, "created_at": now}
+                            for i, (*_item, (kek_id, wrapped, _values)) in zip(key_ids, prepared, strict=True)])
+    customers, created = [], []
+    for (kind, clean, owner, consent_clean, seal), number, key_id in zip(prepared, numbers, key_ids, strict=True):
+        values = dict.fromkeys(_COLUMN_FIELDS)
+        values.update(seal[2])
+        status = clean.get("status") or "prospect"
+        values.update(number=number, number_rev=number[::-1], kind=kind, status=status, status_changed_at=now,
+                      source=clean.get("source"), owner_id=owner.id, department_id=owner.department_id,
+                      tags=clean.get("tags") or "", subject_key_id=key_id, created_at=now, updated_at=now, version=1)
         customers.append(values)
-        created.append((number, kind, clean, owner, consent_clean, status))
+        fields = sorted(k for k, v in clean.items() if v is not None and k not in _NOT_SEALED)
+        created.append((number, kind, fields, owner, consent_clean, status))
     table = Customer.__table__
     ids = reserve_ids(table, len(customers))
     for values, cid in zip(customers, ids, strict=True):
@@ -753,10 +772,9 @@ def _store_new(actor, batch, result, memo=None):
     # creating the customer; a separate entry each cost a tenth of the import)
     consent_of = {cid: (consent_id, c) for (cid, c), consent_id in zip(consent_rows, consent_ids, strict=True)}
     audit.record_many("customers.customer.created", [
-        {"target_type": Customer.__tablename__, "target_id": cid, "kind": kind,
-         "fields": sorted(k for k, v in clean.items() if v is not None), "owner_id": owner.id,
+        {"target_type": Customer.__tablename__, "target_id": cid, "kind": kind, "fields": fields, "owner_id": owner.id,
          **(_consent_details(*consent_of[cid]) if cid in consent_of else {})}
-        for cid, (_number, kind, clean, owner, _consent, _status) in zip(ids, created, strict=True)], actor=actor)
+        for cid, (_number, kind, fields, owner, _consent, _status) in zip(ids, created, strict=True)], actor=actor)
     result.created += len(created)
     result.consents += len(consent_rows)
     result.numbers += [item[0] for item in created]
@@ -806,13 +824,57 @@ def _refresh_statistics(created):
             conn.execute(sql("VACUUM (ANALYZE) customers_customer"))  # not inside a transaction
 
 
+def _store_checked(actor, checked, matched, sealed, consent_channel, result, step):
+    """Store the checked rows in file order: a row naming a customer updates it at once, new ones
+    are created batch by batch (``sealed`` gives each batch's sealed fields, in order). Errors go
+    to ``result``; the caller rolls back when there are any."""
+    from . import services
+    batch, memo, consents = [], {}, {}
+    for row, kind, clean, owner in checked:
+        consent = _import_consent(clean, consent_channel, consents)
+        if row in matched:
+            customer, version = matched[row]
+            if consent is not None and (services.has_sensitive_consent(customer) if consent["sensitive"]
+                                        else any(c.active for c in customer.consents)):
+                consent = None  # on record already
+            try:
+                changed = services.update_customer(actor, customer, clean, version, owner=owner,
+                                                   consent=consent)
+            except services.StaleEdit:
+                result.errors.append(RowError(row, COLUMN_BY_KEY["number"].header, _(
+                    "Customer %(number)s was changed by someone else during the import; import the "
+                    "file again.", number=customer.number)))
+                break
+            except services.InvalidData as exc:
+                result.errors += [RowError(row, _error_column(n), m) for n, m in _error_list(exc.errors)]
+                continue
+            if changed or consent is not None:
+                result.updated += 1
+            else:
+                result.unchanged += 1
+            result.consents += consent is not None
+            result.numbers.append(customer.number)
+        else:
+            batch.append((row, kind, clean, owner, consent))
+            if len(batch) >= STORE_BATCH:
+                _store_new(actor, batch, next(sealed), result, memo)
+                batch = []
+        if step is not None:
+            step(1)
+    if batch and not result.errors:
+        _store_new(actor, batch, next(sealed), result, memo)
+
+
 def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=None, dry_run=False,
-                     progress=None):
+                     progress=None, helper_process=False):
     """Import one file, all or nothing, and audit the outcome. Commits on success; on any error
     nothing is stored and the refusal is audited with counts. Raises ImportFileError for a file
     that cannot be read at all (also audited). ``progress(phase, total)`` returns a callable
-    taking a step count (the CLI draws its progress bars with it)."""
-    from . import quality, services
+    taking a step count (the CLI draws its progress bars with it). ``helper_process``: seal the
+    new customers' fields in a helper process while writing (the CLI; never a web request)."""
+    from core.api import map_ahead
+
+    from . import quality
     from .fields import CHANNELS
     result = ImportResult(dry_run=dry_run)
     fmt = "?"
@@ -840,40 +902,11 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
             db.session.commit()
             return result
         step = progress("store", len(checked)) if progress else None
-        batch, memo, consents = [], {}, {}
-        for row, kind, clean, owner in checked:
-            consent = _import_consent(clean, consent_channel, consents)
-            if row in matched:
-                customer, version = matched[row]
-                if consent is not None and (services.has_sensitive_consent(customer) if consent["sensitive"]
-                                            else any(c.active for c in customer.consents)):
-                    consent = None  # on record already
-                try:
-                    changed = services.update_customer(actor, customer, clean, version, owner=owner,
-                                                       consent=consent)
-                except services.StaleEdit:
-                    result.errors.append(RowError(row, COLUMN_BY_KEY["number"].header, _(
-                        "Customer %(number)s was changed by someone else during the import; import the "
-                        "file again.", number=customer.number)))
-                    break
-                except services.InvalidData as exc:
-                    result.errors += [RowError(row, _error_column(n), m) for n, m in _error_list(exc.errors)]
-                    continue
-                if changed or consent is not None:
-                    result.updated += 1
-                else:
-                    result.unchanged += 1
-                result.consents += consent is not None
-                result.numbers.append(customer.number)
-            else:
-                batch.append((row, kind, clean, owner, consent))
-                if len(batch) >= STORE_BATCH:
-                    _store_new(actor, batch, result, memo)
-                    batch = []
-            if step is not None:
-                step(1)
-        if batch and not result.errors:
-            _store_new(actor, batch, result, memo)
+        # the new customers' fields sealed batch by batch, ahead in a helper process if allowed
+        new_rows = [(kind, clean) for row, kind, clean, _owner in checked if row not in matched]
+        batches = [new_rows[k:k + STORE_BATCH] for k in range(0, len(new_rows), STORE_BATCH)]
+        with closing(map_ahead(_seal_batch, batches, helper=helper_process)) as sealed:
+            _store_checked(actor, checked, matched, sealed, consent_channel, result, step)
         if result.errors:
             db.session.rollback()
             quality.record_elsewhere(actor, elsewhere, via="import")

@@ -8,7 +8,7 @@ import io
 import json
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 
 from core import audit
 from core.audit import AuditEntry
@@ -106,6 +106,37 @@ def test_batched_import_numbers_audits_and_consents_every_customer(app, people, 
         # a later single create continues the numbering and the chain
         later = make_customer("sales1", name="后来", phone="13600136000")
         assert int(later.number.rsplit("-", 1)[1]) == seq[-1] + 1
+        assert audit.verify()[1] is None
+
+
+def test_customers_sealed_in_a_helper_process_read_back_and_are_found(app, people, monkeypatch):
+    """`kehu import customers` seals the new customers' fields in a helper process while it writes
+    (core.parallel.map_ahead): what it stores must be what the in-process path stores."""
+    import core.api
+    from core.crypto import SubjectKey
+    from modules.customers import quality, search
+    monkeypatch.setattr(cio, "STORE_BATCH", 40)  # four batches: the helper works ahead of the writes
+    asked = []
+    real = core.api.map_ahead
+    monkeypatch.setattr(core.api, "map_ahead", lambda fn, items, helper=False: (
+        asked.append((fn.__name__, len(items), helper)) or real(fn, items, helper=helper)))
+    rows = _rows(130) + [["个人", "敏感", "13700137000", ID_1, "", "", ""]]
+    with app.app_context():
+        result = cio.import_customers(user("head1"), csv_bytes(rows), "x.csv", consent_channel="paper",
+                                      helper_process=True)
+        assert result.ok and result.created == 131 and result.consents == 1
+        assert asked == [("_seal_batch", 4, True)]
+        customers = db.session.scalars(select(Customer).order_by(Customer.id)).all()
+        assert [(c.name, c.phone) for c in customers[:130]] == [(f"客户{i}", f"+86139{i:08d}") for i in range(130)]
+        assert customers[-1].id_number == ID_1 and customers[-1].completeness > 0
+        assert len({c.uid for c in customers}) == 131
+        assert len({c.subject_key_id for c in customers}) == 131
+        assert db.session.scalar(select(func.count()).select_from(SubjectKey)) == 131
+        found = quality.find_duplicates(user("head1"), phone="+8613900000077")
+        assert [c.name for c, _reason in found] == ["客户77"]  # the phone's blind index
+        clauses = [clause for _key, clause in search.candidate_clauses(Customer, "敏感")]
+        candidates = db.session.scalars(select(Customer).where(or_(*clauses))).all()
+        assert [c.name for c in candidates if search.confirms(c, "敏感")] == ["敏感"]  # the partial indexes
         assert audit.verify()[1] is None
 
 
