@@ -4,6 +4,7 @@ Every command acts as a named user (``--as``) so that permissions, record rules 
 trail apply exactly as on the web pages; bad input exits 1 with a one-line reason."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -77,6 +78,9 @@ def import_command(file, username, consent_channel, dry_run, quiet):
         _fail(f"no file {file}")
     actor = _acting_user(username)
     data = path.read_bytes()
+    # The app's own objects outlive the import: frozen, the cyclic collector scans only what the
+    # import makes (rescanning the app cost a fifth of a 10,000-row import).
+    gc.freeze()
     progress = _Progress(quiet)
     try:
         result = io.import_customers(actor, data, path.name, consent_channel=consent_channel,
@@ -85,6 +89,7 @@ def import_command(file, username, consent_channel, dry_run, quiet):
         _fail(f"{file}: {exc}; nothing imported")
     finally:
         progress.close()
+        gc.unfreeze()
     if result.errors:
         for error in result.errors[:MAX_ERRORS_SHOWN]:
             click.echo(str(error), err=True)

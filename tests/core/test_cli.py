@@ -330,3 +330,24 @@ def test_departments_create_and_refuse_a_duplicate(app, runner, english):
     one_line_error(result.output, "code")
     listing = runner("departments", "list")
     assert listing.output.strip().splitlines() == ["D7\t销售七部"]
+
+
+def test_the_console_command_runs_main_then_freezes_the_heap_for_a_quick_exit(monkeypatch, capsys):
+    import gc
+
+    from core import cli
+    monkeypatch.setattr(sys, "argv", ["kehu", "--help"])
+    gc.unfreeze()
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.console()
+        assert exit_.value.code == 0
+        assert "departments" in capsys.readouterr().out  # main's commands, not another one's
+        assert gc.get_freeze_count() > 0  # the interpreter's last collection has nothing to rescan
+    finally:
+        gc.unfreeze()
+
+
+def test_the_kehu_script_is_the_console_command():
+    from importlib.metadata import entry_points
+    assert [e.value for e in entry_points(group="console_scripts") if e.name == "kehu"] == ["core.cli:console"]
