@@ -10,7 +10,8 @@ module contract  Manifest, Permission, MenuItem, AuditAction, HookSpec, lazy_exp
                  Purpose (reg.purposes(...)), declared_purposes() -> {key: (Purpose, [modules])}
 data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number, next_numbers,
                  reserve_ids (primary keys for a batch insert), insert_rows(table, [dict]) (the batch),
-                 map_ahead(fn, items, helper=) (a command's pure work computed ahead in a helper process)
+                 map_ahead(fn, items, helper=) (a command's pure work computed ahead in a helper process),
+                 bulk_cache() (SQLite: a large page cache while a bulk job runs)
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
                  safe_local_url, is_enabled, role_permissions(role) (granted, before any withholding)
@@ -59,6 +60,7 @@ _EXPORTS = {
     "UTCDateTime": ("core.models", None), "next_number": ("core.numbering", None),
     "next_numbers": ("core.numbering", None), "reserve_ids": ("core.db", None),
     "insert_rows": ("core.db", None), "map_ahead": ("core.parallel", None),
+    "bulk_cache": ("core.db", None),
     "Encrypted": ("core.crypto", None), "encrypted_column": ("core.crypto", None),
     "blind_index_column": ("core.crypto", None),
     # access

@@ -872,6 +872,13 @@ def import_customers(actor, data: bytes, filename: str = "", *, consent_channel=
     that cannot be read at all (also audited). ``progress(phase, total)`` returns a callable
     taking a step count (the CLI draws its progress bars with it). ``helper_process``: seal the
     new customers' fields in a helper process while writing (the CLI; never a web request)."""
+    from core.api import bulk_cache
+    with bulk_cache():  # SQLite: the register's indexes stay in memory while the file is checked and stored
+        return _import_customers(actor, data, filename, consent_channel=consent_channel, dry_run=dry_run,
+                                 progress=progress, helper_process=helper_process)
+
+
+def _import_customers(actor, data, filename, *, consent_channel, dry_run, progress, helper_process):
     from core.api import map_ahead
 
     from . import quality

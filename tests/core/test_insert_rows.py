@@ -8,6 +8,7 @@ from sqlalchemy import func, select, text
 from core import audit
 from core.crypto import SubjectKey
 from core.db import db, insert_rows, reserve_ids
+from tests.conftest import PG_URL
 
 WHEN = datetime.datetime(2026, 12, 1, 8, 30, 0, tzinfo=datetime.UTC)  # no microseconds: a driver's own format drops them
 
@@ -55,3 +56,17 @@ def test_a_batch_without_a_defaulted_column_or_with_uneven_rows_is_refused(app):
                 {"id": ids[1], "kek_id": "1", "wrapped": b"x", "created_at": WHEN, "extra": 1}])
         db.session.rollback()
         assert db.session.scalar(select(func.count()).select_from(SubjectKey)) == 0
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="SQLite's page cache (PostgreSQL's buffers are the server's)")
+def test_a_bulk_job_has_a_large_sqlite_page_cache_until_it_ends(app):
+    from core.db import bulk_cache
+    with app.app_context():
+        size = text("PRAGMA cache_size")
+        before = db.session.scalar(size)
+        with bulk_cache(megabytes=64):
+            assert db.session.scalar(size) == -64 * 1024
+        assert db.session.scalar(size) == before
+        with pytest.raises(RuntimeError), bulk_cache(megabytes=64):
+            raise RuntimeError("the job failed")
+        assert db.session.scalar(size) == before
