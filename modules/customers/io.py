@@ -566,7 +566,7 @@ def _register_suspects(cleans, chunk=500):
     """Indexes of the rows that may match a customer of the register: a few IN queries over the
     blind indexes for the whole file, so that only these rows need quality.find_duplicates."""
     from core.api import crypto
-    sealer = crypto.BulkSealer()  # the keyring read once for the file, not once per digest
+    sealer = crypto.BulkSealer()  # the keyring read once for the check, not once per digest
     wanted = {}  # (column, value) -> [row index]
     for index, clean in enumerate(cleans):
         keys = _lookup_keys(clean)
