@@ -21,15 +21,21 @@ def _freeze():
     gc.freeze()
 
 
-def map_ahead(fn, items, *, helper=False):
+def map_ahead(fn, items, *, helper=False, share=False):
     """``map(fn, items)``, lazily and in order. With ``helper`` (and at least two items) one forked
     process computes the items ahead of the caller, which meanwhile goes on with the results it
-    has; an exception in ``fn`` is raised in the caller when it reaches that item. ``fn`` must be
-    a module-level function and its arguments and results picklable. Not for a web request (a
-    server's worker must not fork): commands only."""
+    has; with ``share`` as well, the caller computes every other item itself (when it has nothing
+    else to do but wait for them). An exception in ``fn`` is raised in the caller when it reaches
+    that item. ``fn`` must be a module-level function and its arguments and results picklable.
+    Not for a web request (a server's worker must not fork): commands only."""
     items = list(items)
     if not helper or len(items) < MIN_ITEMS or multiprocessing.parent_process() is not None:
         yield from map(fn, items)
         return
     with multiprocessing.get_context("fork").Pool(1, initializer=_freeze) as pool:
-        yield from pool.imap(fn, items)
+        if not share:
+            yield from pool.imap(fn, items)
+            return
+        theirs = pool.imap(fn, items[1::2])
+        for index, item in enumerate(items):
+            yield fn(item) if index % 2 == 0 else next(theirs)

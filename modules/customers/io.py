@@ -458,7 +458,22 @@ def _import_consent(clean, channel, memo):
     return None if found is None else {**found, "purposes": list(found["purposes"])}
 
 
-def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=None, matched=None):
+CLEAN_CHUNK = 500  # rows cleaned together (half of the chunks in a helper process when allowed)
+
+
+def _clean_chunk(chunk):
+    """``services.clean_customer_data`` of each (kind, data, partial), with the errors as text
+    [(field, message)]. Pure, no database: a command shares the chunks with a helper process."""
+    from . import services
+    out = []
+    for kind, data, partial in chunk:
+        clean, errors = services.clean_customer_data(kind, data, partial=partial)
+        out.append((clean, _error_list(errors)))
+    return out
+
+
+def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=None, matched=None,
+               helper_process=False):
     """Clean every row and check it for duplicates. Writes nothing.
 
     Returns ([(row number, kind, clean data, owner)], [RowError]). A row naming the 客户编号 of a
@@ -467,7 +482,10 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
     for ``services.update_customer``) and owner None when the owner stays. Matches outside the actor's
     remit are appended to ``elsewhere`` as (customer id, reason) for the caller to audit once the
     transaction is settled; more of them than the actor's duplicate checks may still meet
-    (quality.probes_left) refuse the file as a whole."""
+    (quality.probes_left) refuse the file as a whole. ``helper_process``: a helper process cleans
+    every other chunk of rows meanwhile (commands only)."""
+    from core.api import map_ahead
+
     from . import quality, services
     elsewhere = [] if elsewhere is None else elsewhere
     left = quality.probes_left(actor)
@@ -478,6 +496,7 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
     matched = {} if matched is None else matched
     reveal = _reveal_levels(actor)
     cleaned, errors, in_file, consents = [], {}, {}, {}
+    to_clean = []  # (row, kind, customer updated or None, cleaner's input, owner), in file order
     for row, values in rows:
         row_errors = errors.setdefault(row, [])
         kind = KIND_CHOICES.get(values.get("kind", "").strip().casefold())
@@ -508,13 +527,21 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
             row_errors.append(RowError(row, COLUMN_BY_KEY["kind"].header, _(
                 "The customer type must be %(person)s or %(org)s.",
                 person=CUSTOMER_KINDS["person"]["zh_CN"], org=CUSTOMER_KINDS["org"]["zh_CN"])))
+            if progress is not None:
+                progress(1)
         else:
             target = matched.get(row, (None, None))[0]
             data, owner = _convert(values, kind, row_errors, row, owners, actor)
             if target is not None and "owner" not in values:
                 owner = None  # unchanged
-            clean, clean_errors = services.clean_customer_data(kind, data, partial=target is not None)
-            row_errors += [RowError(row, _error_column(n), m) for n, m in _error_list(clean_errors)]
+            to_clean.append((row, kind, target, data, owner))
+    chunks = [to_clean[k:k + CLEAN_CHUNK] for k in range(0, len(to_clean), CLEAN_CHUNK)]
+    verdicts = map_ahead(_clean_chunk, [[(kind, data, target is not None) for _row, kind, target, data, _owner in chunk]
+                                        for chunk in chunks], helper=helper_process, share=True)
+    for chunk, chunk_verdicts in zip(chunks, verdicts, strict=True):
+        for (row, kind, target, data, owner), (clean, clean_errors) in zip(chunk, chunk_verdicts, strict=True):
+            row_errors = errors[row]
+            row_errors += [RowError(row, _error_column(n), m) for n, m in clean_errors]
             if not clean_errors:
                 sensitive = [n for n in SENSITIVE_FIELDS if clean.get(n)]
                 if target is not None and sensitive and services.has_sensitive_consent(target):
@@ -534,8 +561,8 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
                             "Same %(what)s as row %(other)d of this file.", what=pick_label(label),
                             other=first)))
                 cleaned.append((row, kind, data if target is not None else clean, owner))
-        if progress is not None:
-            progress(1)
+            if progress is not None:
+                progress(1)
     suspects = _register_suspects([services.clean_customer_data(kind, clean, partial=True)[0]
                                    if row in matched else clean for row, kind, clean, _owner in cleaned])
     for index, (row, kind, clean, _owner) in enumerate(cleaned):
@@ -898,7 +925,7 @@ def _import_customers(actor, data, filename, *, consent_channel, dry_run, progre
         step = progress("check", len(rows)) if progress else None
         matched = {}
         checked, result.errors = check_rows(actor, rows, consent_channel=consent_channel, progress=step,
-                                            elsewhere=elsewhere, matched=matched)
+                                            elsewhere=elsewhere, matched=matched, helper_process=helper_process)
         result.to_update = sum(1 for entry in checked if entry[0] in matched)
         result.to_create = len(checked) - result.to_update
         if result.errors or dry_run:

@@ -45,3 +45,12 @@ def test_a_caller_that_stops_early_leaves_no_helper_behind():
     assert next(results)[0] == 0
     results.close()
     assert multiprocessing.active_children() == []
+
+
+def test_shared_the_caller_computes_every_other_item_and_the_helper_the_rest():
+    results = list(map_ahead(_where, range(7), helper=True, share=True))
+    assert [n for n, _pid in results] == list(range(7))
+    assert {pid for n, pid in results if n % 2 == 0} == {os.getpid()}
+    helper = {pid for n, pid in results if n % 2 == 1}
+    assert len(helper) == 1 and helper != {os.getpid()}
+    assert multiprocessing.active_children() == []

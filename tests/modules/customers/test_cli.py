@@ -64,18 +64,18 @@ def test_import_prints_a_one_line_summary(app, runner, heads, tmp_path):
     assert count(app) == 3
 
 
-def test_import_seals_in_a_helper_process_while_it_writes(app, runner, heads, tmp_path, monkeypatch):
+def test_import_cleans_and_seals_with_a_helper_process(app, runner, heads, tmp_path, monkeypatch):
     import core.api
     from modules.customers import io as cio
     monkeypatch.setattr(cio, "STORE_BATCH", 2)
     asked = []
     real = core.api.map_ahead
-    monkeypatch.setattr(core.api, "map_ahead", lambda fn, items, helper=False: (
-        asked.append(helper) or real(fn, items, helper=helper)))
+    monkeypatch.setattr(core.api, "map_ahead", lambda fn, items, helper=False, share=False: (
+        asked.append(helper) or real(fn, items, helper=helper, share=share)))
     rows = [["个人", f"客户{i}", f"139{i:08d}", "", "sales1"] for i in range(5)]
     result = runner("import", "customers", write_csv(tmp_path / "k.csv", rows), "--as", "head1", "-q")
     assert result.exit_code == 0, result.output
-    assert asked == [True] and count(app) == 5
+    assert asked == [True, True] and count(app) == 5  # cleaning, then sealing
 
 
 @pytest.mark.parametrize("args, expected", [  # (English message, or its translation)

@@ -110,22 +110,24 @@ def test_batched_import_numbers_audits_and_consents_every_customer(app, people, 
 
 
 def test_customers_sealed_in_a_helper_process_read_back_and_are_found(app, people, monkeypatch):
-    """`kehu import customers` seals the new customers' fields in a helper process while it writes
-    (core.parallel.map_ahead): what it stores must be what the in-process path stores."""
+    """`kehu import customers` cleans every other chunk of rows and seals the new customers' fields
+    in a helper process (core.parallel.map_ahead): what it stores must be what the in-process path
+    stores."""
     import core.api
     from core.crypto import SubjectKey
     from modules.customers import quality, search
     monkeypatch.setattr(cio, "STORE_BATCH", 40)  # four batches: the helper works ahead of the writes
+    monkeypatch.setattr(cio, "CLEAN_CHUNK", 40)  # the helper cleans the second and the fourth
     asked = []
     real = core.api.map_ahead
-    monkeypatch.setattr(core.api, "map_ahead", lambda fn, items, helper=False: (
-        asked.append((fn.__name__, len(items), helper)) or real(fn, items, helper=helper)))
+    monkeypatch.setattr(core.api, "map_ahead", lambda fn, items, helper=False, share=False: (
+        asked.append((fn.__name__, len(items), helper, share)) or real(fn, items, helper=helper, share=share)))
     rows = _rows(130) + [["个人", "敏感", "13700137000", ID_1, "", "", ""]]
     with app.app_context():
         result = cio.import_customers(user("head1"), csv_bytes(rows), "x.csv", consent_channel="paper",
                                       helper_process=True)
         assert result.ok and result.created == 131 and result.consents == 1
-        assert asked == [("_seal_batch", 4, True)]
+        assert asked == [("_clean_chunk", 4, True, True), ("_seal_batch", 4, True, False)]
         customers = db.session.scalars(select(Customer).order_by(Customer.id)).all()
         assert [(c.name, c.phone) for c in customers[:130]] == [(f"客户{i}", f"+86139{i:08d}") for i in range(130)]
         assert customers[-1].id_number == ID_1 and customers[-1].completeness > 0
@@ -138,6 +140,19 @@ def test_customers_sealed_in_a_helper_process_read_back_and_are_found(app, peopl
         candidates = db.session.scalars(select(Customer).where(or_(*clauses))).all()
         assert [c.name for c in candidates if search.confirms(c, "敏感")] == ["敏感"]  # the partial indexes
         assert audit.verify()[1] is None
+
+
+def test_a_row_the_helper_process_cleaned_reports_its_errors_and_nothing_is_stored(app, people, monkeypatch):
+    monkeypatch.setattr(cio, "CLEAN_CHUNK", 10)  # rows 12-21 of the file are the helper's chunk
+    rows = _rows(30)
+    rows[12][2] = "1380013800a"  # file row 14
+    rows[15][1] = ""  # file row 17: no name
+    with app.app_context():
+        result = cio.import_customers(user("head1"), csv_bytes(rows), "x.csv", helper_process=True)
+        assert not result.ok and result.created == 0
+        assert [(e.row, e.column) for e in result.errors] == [(14, "手机"), (17, "名称")]
+        assert "phone number" in result.errors[0].message or "电话" in result.errors[0].message
+        assert db.session.scalar(select(func.count()).select_from(Customer)) == 0
 
 
 def test_batched_audit_entries_are_as_tamper_evident_as_single_ones(app, people):
