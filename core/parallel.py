@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 import multiprocessing
 
+from flask import has_request_context
+
 MIN_ITEMS = 2  # a helper for one item would only add the fork
 
 
@@ -27,9 +29,11 @@ def map_ahead(fn, items, *, helper=False, share=False):
     has; with ``share`` as well, the caller computes every other item itself (when it has nothing
     else to do but wait for them). An exception in ``fn`` is raised in the caller when it reaches
     that item. ``fn`` must be a module-level function and its arguments and results picklable.
-    Not for a web request (a server's worker must not fork): commands only."""
+    Commands only: in a web request everything runs in the request (a server's worker must not
+    fork), and so it does in a helper itself."""
     items = list(items)
-    if not helper or len(items) < MIN_ITEMS or multiprocessing.parent_process() is not None:
+    if (not helper or len(items) < MIN_ITEMS or has_request_context()
+            or multiprocessing.parent_process() is not None):
         yield from map(fn, items)
         return
     with multiprocessing.get_context("fork").Pool(1, initializer=_freeze) as pool:

@@ -54,3 +54,9 @@ def test_shared_the_caller_computes_every_other_item_and_the_helper_the_rest():
     helper = {pid for n, pid in results if n % 2 == 1}
     assert len(helper) == 1 and helper != {os.getpid()}
     assert multiprocessing.active_children() == []
+
+
+def test_in_a_web_request_nothing_is_forked():
+    from flask import Flask
+    with Flask(__name__).test_request_context("/"):
+        assert list(map_ahead(_where, range(4), helper=True, share=True)) == [(n, os.getpid()) for n in range(4)]
