@@ -10,7 +10,7 @@ module contract  Manifest, Permission, MenuItem, AuditAction, HookSpec, lazy_exp
                  Purpose (reg.purposes(...)), declared_purposes() -> {key: (Purpose, [modules])}
 data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number, next_numbers,
                  reserve_ids (primary keys for a batch insert), insert_rows(table, [dict]) (the batch),
-                 map_ahead(fn, items, helper=) (a command's pure work computed ahead in a helper process),
+                 map_ahead(fn, items, helper=, share=) (a command's pure work in a helper process, in order),
                  bulk_cache() (SQLite: a large page cache while a bulk job runs)
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,

@@ -79,7 +79,7 @@ def import_command(file, username, consent_channel, dry_run, quiet):
     actor = _acting_user(username)
     data = path.read_bytes()
     # The app's own objects outlive the import: frozen, the cyclic collector scans only what the
-    # import makes (rescanning the app cost a fifth of a 10,000-row import).
+    # import makes (rescanning the app cost a tenth of a 10,000-row import).
     gc.freeze()
     progress = _Progress(quiet)
     try:
