@@ -736,9 +736,9 @@ def _seal_batch(batch):
                 setattr(new, name, value)
             else:
                 raise KeyError(f"customers_customer has no field {name}")
-        values = {name: value for name in _COLUMN_FIELDS if (value := getattr(new, name)) is not None}
+        values = {name: getattr(new, name) for name in _COLUMN_FIELDS}
         values.update(uid=new.uid, completeness=quality.score_of(kind, clean))
-        sealed.append((kek_id, wrapped, values))  # without the empty columns: less to send back
+        sealed.append((kek_id, wrapped, values))
     return sealed
 
 
@@ -769,8 +769,7 @@ def _store_new(actor, batch, sealed, result, memo=None):
                             for i, (*_item, (kek_id, wrapped, _values)) in zip(key_ids, prepared, strict=True)])
     customers, created = [], []
     for (kind, clean, owner, consent_clean, seal), number, key_id in zip(prepared, numbers, key_ids, strict=True):
-        values = dict.fromkeys(_COLUMN_FIELDS)
-        values.update(seal[2])
+        values = seal[2]
         status = clean.get("status") or "prospect"
         values.update(number=number, number_rev=number[::-1], kind=kind, status=status, status_changed_at=now,
                       source=clean.get("source"), owner_id=owner.id, department_id=owner.department_id,
@@ -800,17 +799,11 @@ def _store_new(actor, batch, sealed, result, memo=None):
     consent_of = {cid: (consent_id, c) for (cid, c), consent_id in zip(consent_rows, consent_ids, strict=True)}
     audit.record_many("customers.customer.created", [
         {"target_type": Customer.__tablename__, "target_id": cid, "kind": kind, "fields": fields, "owner_id": owner.id,
-         **(_consent_details(*consent_of[cid]) if cid in consent_of else {})}
+         **(services.consent_details(*consent_of[cid]) if cid in consent_of else {})}
         for cid, (_number, kind, fields, owner, _consent, _status) in zip(ids, created, strict=True)], actor=actor)
     result.created += len(created)
     result.consents += len(consent_rows)
     result.numbers += [item[0] for item in created]
-
-
-def _consent_details(consent_id, consent):
-    """What the entry of a consent recorded says (services._add_consent), for the created entry."""
-    return {"consent_id": consent_id, "purposes": consent["purposes"], "sensitive": consent["sensitive"],
-            "channel": consent["channel"], "notice_version": consent["notice_version"]}
 
 
 # the customer's own columns a cleaned row may fill (plain fields and the ciphertext/index columns)

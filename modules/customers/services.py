@@ -629,6 +629,13 @@ def count_sensitive_search(actor, kinds):
 
 # --- consent -----------------------------------------------------------------------------------
 
+def consent_details(consent_id, clean):
+    """What the audit trail says of a consent recorded (its own entry, or an imported customer's
+    created entry): the consent's id and what it covers."""
+    return {"consent_id": consent_id, "purposes": clean["purposes"], "sensitive": clean["sensitive"],
+            "channel": clean["channel"], "notice_version": clean["notice_version"]}
+
+
 def _add_consent(actor, customer, clean, recorder=None):
     recorder_id = _actor_id(actor) or getattr(recorder, "id", None) or customer.owner_id
     consent = Consent(customer_id=customer.id, purposes=",".join(clean["purposes"]), scope=clean["scope"],
@@ -638,9 +645,7 @@ def _add_consent(actor, customer, clean, recorder=None):
     db.session.flush()
     if consent not in customer.consents:
         customer.consents.append(consent)
-    audit.record("customers.consent.recorded", target=customer, actor=actor, consent_id=consent.id,
-                 purposes=clean["purposes"], sensitive=clean["sensitive"], channel=clean["channel"],
-                 notice_version=clean["notice_version"])
+    audit.record("customers.consent.recorded", target=customer, actor=actor, **consent_details(consent.id, clean))
     return consent
 
 
