@@ -97,7 +97,7 @@ _NAMESPACES = {
     "crypto": ("core.crypto", (
         "encrypt", "decrypt", "encrypt_bytes", "decrypt_bytes", "blind_index",
         "blind_index_candidates", "new_subject_key", "destroy_subject_key", "SubjectKey",
-        "DecryptionError", "Encrypted", "suite", "is_current", "rekey_fields", "BulkSealer")),
+        "DecryptionError", "Encrypted", "suite", "is_current", "rekey_fields", "BulkSealer", "BulkOpener")),
     "validation": ("core.validation", (
         "ValidationError", "clean_text", "normalise_structured", "id_number", "credit_code",
         "phone", "email", "bank_account", "postcode", "mask_id_number", "mask_phone",

@@ -593,6 +593,11 @@ def _seal_token(current: Suite, cipher_key: bytes, plaintext: str, aad: str) -> 
 
 def decrypt(subject_key: SubjectKey, token: str, aad: str) -> str:
     """The plaintext, or DecryptionError: never garbage, never an empty string in its place."""
+    return _open_token(token, aad, lambda suite_name: _subject_cipher_key(subject_key, suite_name))
+
+
+def _open_token(token: str, aad: str, cipher_key_for) -> str:
+    """What :func:`decrypt` does, with ``cipher_key_for(suite name)`` giving the cipher key."""
     found = _suite_of_token(token) if isinstance(token, str) else None
     if found is None:
         raise DecryptionError(f"value for {aad} is not a kehu ciphertext")
@@ -603,7 +608,7 @@ def decrypt(subject_key: SubjectKey, token: str, aad: str) -> str:
     if len(raw) < NONCE_BYTES + TAG_BYTES:
         raise DecryptionError(f"ciphertext for {aad} is truncated")
     try:
-        data = _open(found.name, _subject_cipher_key(subject_key, found.name), raw[:NONCE_BYTES],
+        data = _open(found.name, cipher_key_for(found.name), raw[:NONCE_BYTES],
                      raw[NONCE_BYTES:], aad.encode("utf-8"))
     except InvalidTag:
         raise DecryptionError(f"ciphertext for {aad} failed authentication: altered, truncated, "
@@ -888,7 +893,10 @@ class Encrypted:
         self.bidx = f"{name}_bidx" if self.search_domain else None
 
     def aad(self, obj):
-        return f"{obj.__tablename__}|{self.name}|{obj.uid}"
+        return self.aad_for(obj.__tablename__, obj.uid)
+
+    def aad_for(self, table: str, uid: str) -> str:
+        return f"{table}|{self.name}|{uid}"
 
     def __get__(self, obj, owner=None):
         if obj is None:
@@ -966,3 +974,25 @@ class BulkSealer:
         setattr(obj, attr.ct, self.encrypt(cipher_key, value, attr.aad(obj)))
         if attr.bidx:
             setattr(obj, attr.bidx, self.blind_index(attr.search_domain, value))
+
+
+class BulkOpener:
+    """Reads encrypted fields of many rows fetched as plain columns (a list page), without an ORM
+    object per row or per data key: the keyring read once, each data key unwrapped once. The
+    caller selects the row's ``uid``, the ``<field>_ct`` columns and its subject key's ``kek_id``
+    and ``wrapped``; a row whose key was destroyed (no key: NULL) reads as None. The same
+    plaintexts and errors as the :class:`Encrypted` attributes give. For one request only."""
+
+    def __init__(self):
+        self.ring = keyring()
+        self._deks = {}
+
+    def read(self, attr: Encrypted, table: str, uid: str, token, kek_id, wrapped):
+        """The plaintext of field ``attr`` of row ``uid`` of ``table``, or None when the field is
+        empty or the row's data key is gone."""
+        if token is None or wrapped is None:
+            return None
+        dek = self._deks.get(wrapped)
+        if dek is None:
+            dek = self._deks[wrapped] = self.ring.unwrap(kek_id, wrapped)
+        return _open_token(token, attr.aad_for(table, uid), lambda suite_name: _cipher_key(dek, suite_name))

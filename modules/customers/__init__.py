@@ -21,7 +21,7 @@ EXPORTS = {
     "Customer": "models", "Transaction": "models", "TimelineEvent": "api", "get_customer": "api",
     "scoped_customers": "api", "transaction_totals": "api", "masked_fields": "api",
     "CUSTOMER_KINDS": "fields", "STATUSES": "fields", "Panel": "api", "ListColumn": "api",
-    "ListFilter": "api", "customers_matching": "api", "FIELDS": "fields",
+    "ListFilter": "api", "ListRow": "services", "customers_matching": "api", "FIELDS": "fields",
     # consent.allows(customer, purpose), consent.allowed_clause(purpose): a module asks before it
     # processes a customer for a purpose it declared with reg.purposes(Purpose(...))
     "consent": "api", "PURPOSES": "fields",

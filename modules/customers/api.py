@@ -144,8 +144,9 @@ class Panel:
 class ListColumn:
     """An extra column of the customer list (customers.list_columns hook).
 
-    ``values(customers) -> {customer_id: text}`` for the rows on the page; ``sort(stmt, descending)``
-    optionally orders the list's select by this column."""
+    ``values(rows) -> {customer_id: text}`` for the rows on the page, ``ListRow``s (``id``,
+    ``number``, ``kind``, ``status``, ``owner_id``, ``department_id``; read as plain columns, not
+    Customer objects); ``sort(stmt, descending)`` optionally orders the list's select by this column."""
 
     key: str
     label: str

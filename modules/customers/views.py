@@ -255,8 +255,6 @@ def index():
         except services.SearchLimit as exc:
             db.session.commit()  # the refusal is audited
             search_limit, http_status = exc.message, 429
-    options = (selectinload(Customer.subject_key), selectinload(Customer.owner))
-    branches = [b.options(*options) for b in branches]
     columns = _hook("customers.list_columns", actor)
     builtin_sort, sort, descending = _sort_choice(args, columns)
     pager, total, capped, scanned_out = {}, None, False, False
@@ -264,8 +262,11 @@ def index():
     if search_limit is not None:
         rows = []  # refused: no answer at all, whatever the number
     elif q:  # search: newest first, candidates confirmed by decrypting only what is shown
-        rows, next_after, scanned_out = services.search_page(
-            branches, q, sure, candidates, size, after=args.get("after", type=int))
+        # confirming a partial match decrypts the customer's own fields: ORM rows with their keys
+        options = (selectinload(Customer.subject_key),)
+        found, next_after, scanned_out = services.search_page(
+            [b.options(*options) for b in branches], q, sure, candidates, size, after=args.get("after", type=int))
+        rows = services.list_rows([c.id for c in found])
         if next_after:
             pager["next"] = {"after": next_after}
         if args.get("after"):
@@ -275,7 +276,7 @@ def index():
             total, capped = services.count_capped([b.where(or_(*sure)) for b in branches])
     elif builtin_sort or sort is not None:  # a sorted list: bounded OFFSET paging
         page = min(max(args.get("page", type=int) or 1, 1), MAX_SORTED_PAGE)
-        stmt = api.scoped_customers(actor).where(*conditions).options(*options)
+        stmt = api.scoped_customers(actor).where(*conditions)
         if owner == "me":
             stmt = stmt.where(Customer.owner_id == actor.id)
         elif owner == "shared":
@@ -286,20 +287,21 @@ def index():
             stmt = services.sorted_statement(stmt, builtin_sort, descending)
         else:
             stmt = sort.sort(stmt, descending).order_by(Customer.id.desc())
-        rows = db.session.scalars(stmt.offset((page - 1) * size).limit(size + 1)).unique().all()
-        if len(rows) > size and page < MAX_SORTED_PAGE:
+        ids = db.session.scalars(stmt.with_only_columns(Customer.id).offset((page - 1) * size).limit(size + 1)).all()
+        if len(ids) > size and page < MAX_SORTED_PAGE:
             pager["next"] = {"page": page + 1}
         if page > 1:
             pager["prev"] = {"page": page - 1}
-        rows = rows[:size]
+        rows = services.list_rows(list(dict.fromkeys(ids[:size])))
         total, capped = services.count_capped(branches)
     else:  # the default list: keyset paging by id, newest first, no OFFSET
-        rows, has_prev, has_next = services.keyset_page(
+        ids, has_prev, has_next = services.keyset_page(
             branches, size, after=args.get("after", type=int), before=args.get("before", type=int))
-        if rows and has_next:
-            pager["next"] = {"after": rows[-1].id}
-        if rows and has_prev:
-            pager["prev"] = {"before": rows[0].id}
+        if ids and has_next:
+            pager["next"] = {"after": ids[-1]}
+        if ids and has_prev:
+            pager["prev"] = {"before": ids[0]}
+        rows = services.list_rows(ids)
         total, capped = services.count_capped(branches)
     values = {c.key: c.values(rows) or {} for c in columns}
     if q and search_limit is None:
@@ -329,7 +331,6 @@ def index():
         sort=builtin_sort or (sort.key if sort else ""), direction="desc" if descending else "asc",
         sort_url=sort_url, size=size, page_sizes=PAGE_SIZES, total=total, capped=capped,
         count_cap=services.COUNT_CAP, scanned_out=scanned_out, filter_args=filter_args,
-        mask_phone=validation.mask_phone,
         can_create=can(actor, "customers.create"), can_import=can(actor, "customers.import"),
         can_export=can(actor, "customers.export") or can(actor, "customers.marketing_export"),
         can_bulk_export=can(actor, "customers.export"),

@@ -86,8 +86,8 @@ def _grade_rank():
     return func.coalesce(rank, 0)
 
 
-def _column_values(customers):
-    ids = [c.id for c in customers]
+def _column_values(rows):
+    ids = [row.id for row in rows]
     if not ids:
         return {}
     grades = dict(db.session.execute(

@@ -585,3 +585,46 @@ def test_bulk_sealer_matches_subject_keys_encrypt_and_blind_index(app, crypto_su
     assert sealer.blind_index("customers.phone", "x") == crypto.blind_index("customers.phone", "x")
     sealer.set_field(Row.phone, obj, "", sealer.cipher_key(dek))
     assert obj.phone_ct is None and obj.phone_bidx is None
+
+
+def test_bulk_opener_reads_plain_rows_as_the_encrypted_attribute_does(app, crypto_suite):
+    """A list page reads its rows' names and phones through crypto.BulkOpener from plain columns:
+    the same plaintexts as decrypt(), the same refusals for a moved or altered value, None for an
+    empty field or a destroyed key, and each data key unwrapped once."""
+    subject_key = crypto.new_subject_key()
+    db.session.commit()
+    uid = "0123456789abcdef0123456789abcdef"
+
+    class Row:
+        __tablename__ = "customers_person"
+        phone = crypto.Encrypted("customers.phone")
+
+    token = crypto.encrypt(subject_key, "+8613800138000", f"customers_person|phone|{uid}")
+    kek_id, wrapped = subject_key.kek_id, subject_key.wrapped
+    opener = crypto.BulkOpener()
+    assert opener.read(Row.phone, "customers_person", uid, token, kek_id, wrapped) == "+8613800138000"
+    assert opener.read(Row.phone, "customers_person", uid, None, kek_id, wrapped) is None
+    assert opener.read(Row.phone, "customers_person", uid, token, None, None) is None  # key destroyed
+    with pytest.raises(DecryptionError):  # another row's value
+        opener.read(Row.phone, "customers_person", "f" * 32, token, kek_id, wrapped)
+    with pytest.raises(DecryptionError):  # another table's
+        opener.read(Row.phone, "customers_org", uid, token, kek_id, wrapped)
+    altered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
+    with pytest.raises(DecryptionError):
+        opener.read(Row.phone, "customers_person", uid, altered, kek_id, wrapped)
+    other = crypto.new_subject_key()  # another subject's key
+    db.session.commit()
+    with pytest.raises(DecryptionError):
+        crypto.BulkOpener().read(Row.phone, "customers_person", uid, token, other.kek_id, other.wrapped)
+
+    unwrapped = []
+    ring = crypto.keyring()
+    original = ring.unwrap
+    ring.unwrap = lambda *a: unwrapped.append(a) or original(*a)
+    try:
+        opener = crypto.BulkOpener()
+        for _ in range(3):
+            assert opener.read(Row.phone, "customers_person", uid, token, kek_id, wrapped) == "+8613800138000"
+    finally:
+        del ring.unwrap
+    assert len(unwrapped) == 1

@@ -260,6 +260,41 @@ def test_staff_list_merges_own_and_shared_customers_newest_first(app, signed_in,
     assert listed(client.get("/customers/?owner=me").get_data(as_text=True)) == [mine_new, mine_old]
 
 
+def test_list_rows_read_as_plain_columns_show_what_the_customer_shows(app, signed_in, make_customer):
+    """The list reads its rows as plain columns (services.list_rows): the same name, masked phone
+    and owner as the customer object gives, in the order asked, in one statement, without loading
+    a Customer; a customer whose data key is gone shows no name instead of failing the page."""
+    from core import crypto
+    from core.validation import mask_phone
+    person = make_customer("sales1", name="王小明", phone="13800138000")
+    org = make_customer("sales1", "org", company_name="杭州某某贸易有限公司", phone="057188886666")
+    bare = make_customer("sales1", name="无电话")
+    with app.app_context():
+        with captured_statements(app) as captured:
+            rows = services.list_rows([org, bare, person, 999999])
+        selects = [st for st, _p in captured if st.lstrip().upper().startswith("SELECT")]
+        assert len(selects) == 1 and not db.session.identity_map  # no ORM object loaded
+        assert [r.id for r in rows] == [org, bare, person]
+        for row in rows:
+            c = db.session.get(Customer, row.id)
+            assert (row.number, row.kind, row.status, row.owner_id, row.department_id) == \
+                (c.number, c.kind, c.status, c.owner_id, c.department_id)
+            assert row.display_name == c.display_name and row.owner == str(c.owner)
+            assert row.masked_phone == (mask_phone(c.phone) if c.phone else None)
+            assert (row.completeness, row.updated_at) == (c.completeness, c.updated_at)
+        assert [r.masked_phone for r in rows] == ["0571-******66", None, "138****8000"]
+        assert not hasattr(rows[0], "phone")  # the plaintext phone is not kept
+        c = db.session.get(Customer, person)
+        key = c.subject_key
+        c.subject_key = None
+        crypto.destroy_subject_key(key)
+        db.session.commit()
+        gone = services.list_rows([person])
+        assert [(r.id, r.display_name, r.masked_phone) for r in gone] == [(person, None, None)]
+    html = signed_in("sales1").get("/customers/").get_data(as_text=True)
+    assert "杭州某某贸易有限公司" in html and "0571-******66" in html and "057188886666" not in html
+
+
 def test_a_salespersons_page_and_count_read_one_index_in_order(app, signed_in, make_customer):
     """Own customers of the own department, newest first: (owner_id, department_id, id) gives the
     page and the capped count in order, so both stop early however many customers there are."""
