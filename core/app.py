@@ -224,8 +224,10 @@ def _security_headers(response):
     if request.is_secure:
         h.setdefault("Strict-Transport-Security", "max-age=31536000")
     static = request.endpoint == "static" or (request.endpoint or "").endswith(".static")
-    if not static and current_user and current_user.is_authenticated:
-        # pages with personal data must not linger in browser or proxy caches
+    # pages with personal data must not linger in browser or proxy caches. Signed in is read
+    # from the session, not current_user: a page that committed its audit entry would reload the
+    # expired user from the database just for this
+    if not static and session.get("_user_id") is not None:
         h["Cache-Control"] = "no-store"
     return response
 

@@ -530,6 +530,24 @@ def test_adding_an_id_number_later_needs_the_separate_consent(app, signed_in, ma
 
 # --- detail, masking and reveal ---------------------------------------------------------------------
 
+def test_detail_page_reads_nothing_after_committing_its_audit_entry(app, signed_in, make_customer):
+    """The page is rendered before its audit entry is committed; the commit expires what the
+    session holds, and the page's own work may not read it back afterwards (the signed-in user, for
+    the response's Cache-Control, was read again), yet the page stays uncacheable."""
+    customer_id = make_customer("sales1", name="王五", phone=PHONE)
+    client = signed_in("sales1")
+    with captured_statements(app) as captured:
+        response = client.get(f"/customers/{customer_id}")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    last_insert = max(i for i, s in enumerate(captured) if s[0].startswith("INSERT INTO core_audit_entry"))
+    after = [s for s, _p in captured[last_insert + 1:]]
+    assert after  # oversight's alert rules read the new entries after an audited request
+    assert not [s for s in after if "from core_user" in s.lower() or "customers_" in s.lower()], after
+    assert client.get("/login").headers.get("Cache-Control") == "no-store"  # still signed in
+    assert client.post("/logout").status_code == 302
+    assert client.get("/login").headers.get("Cache-Control") != "no-store"  # signed out
+
+
 def test_detail_masks_sensitive_fields(signed_in, make_customer):
     customer_id = make_customer("sales1", name="测试甲𠮷", phone=PHONE, id_number=ID_1,
                                 bank_account="6222021234567890123", home_address="北京市朝阳区建国路1号",
