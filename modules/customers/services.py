@@ -1295,11 +1295,12 @@ def list_rows(ids):
 
 
 def search_page(branches, q, sure, candidates, size, *, after=None, scan_limit=None):
-    """One page of a search: rows matching ``sure`` (exact clauses, no decryption) or one of
-    the ``candidates`` (truncated partial-search indexes), the latter confirmed by decrypting
-    their own fields (search.confirms), in list order until the page is full.
+    """One page of a search: the ids of the customers matching ``sure`` (exact clauses, no
+    decryption) or one of the ``candidates`` (truncated partial-search indexes), the latter
+    confirmed by decrypting their own fields (search.confirms), in list order until the page is
+    full. Only candidates are loaded as Customer objects (with their data keys).
 
-    Returns (rows, next_after, scanned_out): ``next_after`` continues the search; when
+    Returns (ids, next_after, scanned_out): ``next_after`` continues the search; when
     ``scanned_out`` the candidate budget (search.SCAN_LIMIT) ran out before the page was full."""
     from sqlalchemy import false, literal
 
@@ -1307,19 +1308,22 @@ def search_page(branches, q, sure, candidates, size, *, after=None, scan_limit=N
     scan_limit = scan_limit or search.SCAN_LIMIT
     sure_clause = or_(*sure) if sure else false()
     where = or_(sure_clause, *[clause for _key, clause in candidates])
-    flag = sure_clause if candidates else literal(True)
-    stmts = [b.where(where).add_columns(flag.label("sure")) for b in branches]
+    if candidates:
+        stmts = [b.where(where).add_columns(sure_clause.label("sure")).options(selectinload(Customer.subject_key))
+                 for b in branches]
+    else:
+        stmts = [b.where(where).with_only_columns(Customer.id, literal(True).label("sure")) for b in branches]
     kept, scanned, last_id = [], 0, None
-    for customer, is_sure in merged_rows(stmts, start=after, chunk=min(max(size * 3, 60), 200)):
-        last_id = customer.id
+    for first, is_sure in merged_rows(stmts, start=after, chunk=min(max(size * 3, 60), 200)):
+        last_id = _row_id((first,))
         if is_sure:
-            kept.append(customer)
+            kept.append(last_id)
         else:
             scanned += 1
-            if search.confirms(customer, q):
-                kept.append(customer)
+            if search.confirms(first, q):
+                kept.append(last_id)
         if len(kept) > size:
-            return kept[:size], kept[size - 1].id, False
+            return kept[:size], kept[size - 1], False
         if scanned >= scan_limit:
             return kept, last_id, True
     return kept, None, False

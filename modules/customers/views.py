@@ -262,11 +262,9 @@ def index():
     if search_limit is not None:
         rows = []  # refused: no answer at all, whatever the number
     elif q:  # search: newest first, candidates confirmed by decrypting only what is shown
-        # confirming a partial match decrypts the customer's own fields: ORM rows with their keys
-        options = (selectinload(Customer.subject_key),)
-        found, next_after, scanned_out = services.search_page(
-            [b.options(*options) for b in branches], q, sure, candidates, size, after=args.get("after", type=int))
-        rows = services.list_rows([c.id for c in found])
+        ids, next_after, scanned_out = services.search_page(
+            branches, q, sure, candidates, size, after=args.get("after", type=int))
+        rows = services.list_rows(ids)
         if next_after:
             pager["next"] = {"after": next_after}
         if args.get("after"):
@@ -304,12 +302,6 @@ def index():
         rows = services.list_rows(ids)
         total, capped = services.count_capped(branches)
     values = {c.key: c.values(rows) or {} for c in columns}
-    if q and search_limit is None:
-        kinds = [k for k in ("phone", "id_number", "name") if _normalise(k, q)]
-        kinds += sorted(f"partial_{k}" for k in search.query_kinds(q))
-        audit.record("customers.customer.searched", actor=actor, target_type="customers_customer",
-                     shown=[c.id for c in rows], query_kinds=kinds)
-        db.session.commit()
     base_args = {k: v for k, v in args.to_dict().items() if k not in ("after", "before", "page")}
     if not (builtin_sort or sort):  # an unknown sort (e.g. of a module disabled here) is dropped
         base_args = {k: v for k, v in base_args.items() if k not in ("sort", "dir")}
@@ -324,7 +316,7 @@ def index():
 
     filter_args = {k: v for k, v in base_args.items() if k not in ("size", "sort", "dir")}
     staff = services.assignable_owners(actor) if actor.role == "head" else []
-    return render_template(
+    html = render_template(
         "customers/list.html", customers=rows, q=q, status=status, kind=kind, owner=owner,
         department=department, owner_choices=_owner_choices(actor, staff), department_choices=_department_choices(actor),
         extra_filters=extra_filters, columns=columns, values=values, pager=pager, page_url=page_url,
@@ -338,7 +330,16 @@ def index():
         can_share=can(actor, "customers.share"),
         reassign_owners=staff,
         share_users=services.share_colleagues(actor) if can(actor, "customers.share") else [],
-        search_limit=search_limit), http_status
+        search_limit=search_limit)
+    if q and search_limit is None:
+        # after rendering, as the customer page: the page leaves only once its entry is committed,
+        # and the commit does not expire what the page still had to read
+        kinds = [k for k in ("phone", "id_number", "name") if _normalise(k, q)]
+        kinds += sorted(f"partial_{k}" for k in search.query_kinds(q))
+        audit.record("customers.customer.searched", actor=actor, target_type="customers_customer",
+                     shown=[c.id for c in rows], query_kinds=kinds)
+        db.session.commit()
+    return html, http_status
 
 
 def _bulk_ids():

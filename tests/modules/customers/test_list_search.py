@@ -295,6 +295,31 @@ def test_list_rows_read_as_plain_columns_show_what_the_customer_shows(app, signe
     assert "杭州某某贸易有限公司" in html and "0571-******66" in html and "057188886666" not in html
 
 
+def test_an_exact_search_loads_no_customer_object_and_audits_after_rendering(app, signed_in, make_customer):
+    """An exact search needs no decryption to match: its page selects ids, then the shown columns
+    (list_rows); only a partial search loads Customer objects (with their data keys) to confirm.
+    Its audit entry is committed after the page is rendered, so nothing is read back after it."""
+    wanted = make_customer("sales1", name="赵七", phone="13800138000")
+    make_customer("sales1", name="钱八", phone="13900139000")
+    client = signed_in("sales1")
+
+    def search(q):
+        with captured_statements(app) as captured:
+            html = client.get("/customers/", query_string={"q": q}).get_data(as_text=True)
+        return listed(html), [st.lower() for st, _p in captured]
+
+    shown, statements = search("13800138000")
+    entity = [st for st in statements if st.startswith("select customers_customer.id, customers_customer.uid, "
+                                                         "customers_customer.number, customers_customer.number_rev")]
+    assert shown == [wanted] and entity == []
+    last_insert = max(i for i, st in enumerate(statements) if st.startswith("insert into core_audit_entry"))
+    assert not [st for st in statements[last_insert + 1:] if "from core_user" in st or "from customers_" in st]
+    shown, statements = search("赵")  # partial: candidates confirmed by decrypting their names
+    assert shown == [wanted]
+    assert [st for st in statements if st.startswith("select customers_customer.id, customers_customer.uid, "
+                                                     "customers_customer.number, customers_customer.number_rev")]
+
+
 def test_a_salespersons_page_and_count_read_one_index_in_order(app, signed_in, make_customer):
     """Own customers of the own department, newest first: (owner_id, department_id, id) gives the
     page and the capped count in order, so both stop early however many customers there are."""
