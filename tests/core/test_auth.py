@@ -323,3 +323,20 @@ def test_a_throttle_row_inserted_meanwhile_by_another_sign_in_is_reused(app, mon
         monkeypatch.setattr(db.session, "get", missing_at_first)
         row = auth._throttle("10.0.0.9")
         assert row is not None and row.failures == 3
+
+
+def test_a_signed_in_page_reads_the_user_and_their_department_in_one_statement(app, client, login_as):
+    """The header names the user's department on every page: it comes with the user (joined), not
+    in a statement of its own."""
+    from tests.conftest import captured_statements
+    login_as(client, "carol", "sales", "D1")
+    with captured_statements(app) as captured:
+        page = client.get("/account")
+    assert page.status_code == 200
+    with app.app_context():
+        department = db.session.get(User, user_row(app, "carol").id).department.name
+    assert department in page.get_data(as_text=True)
+    statements = [s.lower() for s, _p in captured]
+    users = [s for s in statements if "from core_user" in s]
+    assert len(users) == 1 and "join core_department" in users[0]
+    assert not [s for s in statements if s.lstrip().startswith("select core_department.")]
