@@ -9,6 +9,7 @@ import and the CLI all go through them, so a rule holds everywhere or nowhere.
 from __future__ import annotations
 
 import datetime
+import functools
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -1269,28 +1270,35 @@ class ListRow:
     updated_at: datetime.datetime
 
 
-def list_rows(ids):
-    """The customers ``ids`` as ListRows, in that order: one select of the columns the list
-    shows, names and phones decrypted without an ORM object per row or per data key."""
-    if not ids:
-        return []
-    stmt = (select(Customer.id, Customer.uid, Customer.number, Customer.kind, Customer.status,
+@functools.cache
+def _list_rows_statement():
+    """Built once per process (its construction cost a third of the rows' own reading): the
+    columns the list shows, the owner's name and the data key, for the expanding ``ids``."""
+    return (select(Customer.id, Customer.uid, Customer.number, Customer.kind, Customer.status,
                    Customer.owner_id, Customer.department_id, Customer.company_name, Customer.name_ct,
                    Customer.phone_ct, Customer.completeness, Customer.updated_at,
                    crypto.SubjectKey.kek_id, crypto.SubjectKey.wrapped, User.display_name, User.username)
             .join(User, User.id == Customer.owner_id)
             .outerjoin(crypto.SubjectKey, crypto.SubjectKey.id == Customer.subject_key_id)
-            .where(Customer.id.in_(ids)))
+            .where(Customer.id.in_(bindparam("ids", expanding=True))))
+
+
+def list_rows(ids):
+    """The customers ``ids`` as ListRows, in that order: one select of the columns the list
+    shows, names and phones decrypted without an ORM object per row or per data key."""
+    if not ids:
+        return []
     opener, table, found = crypto.BulkOpener(), Customer.__tablename__, {}
-    for r in db.session.execute(stmt):
-        name = r.company_name if r.kind == "org" else \
-            opener.read(Customer.name, table, r.uid, r.name_ct, r.kek_id, r.wrapped)
-        phone = opener.read(Customer.phone, table, r.uid, r.phone_ct, r.kek_id, r.wrapped)
-        found[r.id] = ListRow(
-            id=r.id, number=r.number, kind=r.kind, status=r.status, owner_id=r.owner_id,
-            department_id=r.department_id, display_name=name,
-            masked_phone=validation.mask_phone(phone) if phone else None,
-            owner=r.display_name or r.username, completeness=r.completeness, updated_at=r.updated_at)
+    name_field, phone_field = Customer.name, Customer.phone
+    for (id_, uid, number, kind, status, owner_id, department_id, company_name, name_ct, phone_ct,
+         completeness, updated_at, kek_id, wrapped, owner_name, username) in db.session.execute(
+            _list_rows_statement(), {"ids": list(ids)}):
+        name = company_name if kind == "org" else opener.read(name_field, table, uid, name_ct, kek_id, wrapped)
+        phone = opener.read(phone_field, table, uid, phone_ct, kek_id, wrapped)
+        found[id_] = ListRow(
+            id=id_, number=number, kind=kind, status=status, owner_id=owner_id, department_id=department_id,
+            display_name=name, masked_phone=validation.mask_phone(phone) if phone else None,
+            owner=owner_name or username, completeness=completeness, updated_at=updated_at)
     return [found[i] for i in ids if i in found]
 
 
