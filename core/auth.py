@@ -1,6 +1,7 @@
 """Sign-in and sign-out: argon2 password hashes, lockout per account and per address, audited."""
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -11,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_principal import AnonymousIdentity, Identity, identity_changed
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from wtforms import PasswordField, StringField
@@ -74,11 +75,16 @@ class PasswordForm(FlaskForm):
                             validators=[DataRequired(), EqualTo("new", message=_l("The passwords differ."))])
 
 
+@functools.cache
+def _user_by_token():
+    # with the department the header shows on every page: one statement instead of two; built
+    # once per process (the joined load alone cost ~0.1 ms to build on every request)
+    return select(User).options(joinedload(User.department)).where(User.session_token == bindparam("token"))
+
+
 @login_manager.user_loader
 def load_user(token):
-    # with the department the header shows on every page: one statement instead of two
-    user = db.session.execute(select(User).options(joinedload(User.department))
-                              .where(User.session_token == token)).scalar_one_or_none()
+    user = db.session.execute(_user_by_token(), {"token": token}).scalar_one_or_none()
     return user if user is not None and user.active else None
 
 
