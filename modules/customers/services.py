@@ -1201,10 +1201,10 @@ def _row_id(row):
     return first if isinstance(first, int) else first.id
 
 
-def merged_rows(branches, *, descending=True, start=None, chunk=50):
+def merged_rows(branches, *, descending=True, start=None, chunk=50, ids_only=False):
     """Rows of the union of ``branches`` in id order (newest first when ``descending``), after
     the id ``start``: each branch is read a chunk at a time in its own keyset order. A row's
-    first column is the customer or its id."""
+    first column is the customer or its id; with ``ids_only`` a row is its id alone."""
     cursors = [start] * len(branches)
     buffers = [[] for _ in branches]
     done = [False] * len(branches)
@@ -1221,7 +1221,7 @@ def merged_rows(branches, *, descending=True, start=None, chunk=50):
             # and skip every newer customer of other remits on the way (a leaver's or another
             # department's)
             ids = stmt.with_only_columns(Customer.id).order_by(order).limit(chunk)
-            rows = db.session.execute(stmt.where(Customer.id.in_(ids)).order_by(order)).all()
+            rows = db.session.execute(ids if ids_only else stmt.where(Customer.id.in_(ids)).order_by(order)).all()
             done[i] = len(rows) < chunk
             if rows:
                 cursors[i] = _row_id(rows[-1])
@@ -1235,17 +1235,16 @@ def merged_rows(branches, *, descending=True, start=None, chunk=50):
 
 def keyset_page(branches, size, *, after=None, before=None):
     """(ids, has_prev, has_next) of one page of the default list (newest first)."""
-    branches = [b.with_only_columns(Customer.id) for b in branches]
     if before:
         rows = []
-        for row in merged_rows(branches, descending=False, start=before, chunk=size + 1):
+        for row in merged_rows(branches, descending=False, start=before, chunk=size + 1, ids_only=True):
             rows.append(row[0])
             if len(rows) > size:
                 break
         has_prev, rows = len(rows) > size, rows[:size][::-1]
         return rows, has_prev, bool(rows)
     rows = []
-    for row in merged_rows(branches, start=after, chunk=size + 1):
+    for row in merged_rows(branches, start=after, chunk=size + 1, ids_only=True):
         rows.append(row[0])
         if len(rows) > size:
             break
