@@ -293,6 +293,8 @@ def test_list_rows_read_as_plain_columns_show_what_the_customer_shows(app, signe
         assert [(r.id, r.display_name, r.masked_phone) for r in gone] == [(person, None, None)]
     html = signed_in("sales1").get("/customers/").get_data(as_text=True)
     assert "杭州某某贸易有限公司" in html and "0571-******66" in html and "057188886666" not in html
+    row = re.search(rf'<tr id="customer-{org}">(.*?)</tr>', html, re.S).group(1)
+    assert '<span class="badge text-bg-secondary">潜在</span>' in row and "企业" in row and "%" in row
 
 
 def test_an_exact_search_loads_no_customer_object_and_audits_after_rendering(app, signed_in, make_customer):
