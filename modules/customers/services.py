@@ -1452,11 +1452,14 @@ def bulk_share(actor, ids, user):
     return shared, skipped
 
 
-def share_colleagues(actor):
+def share_colleagues(actor, staff=None):
     """Colleagues the actor may share customers with in bulk: active sales and service staff of
-    the actor's department, the actor excepted."""
+    the actor's department, the actor excepted. ``staff``: the department's active staff in that
+    order, when already read (a head's ``assignable_owners``)."""
     if not _is_user(actor) or actor.department_id is None:
         return []
-    return [u for u in db.session.scalars(select(User).where(
-        User.department_id == actor.department_id, User.active.is_(True),
-        User.role.in_(("sales", "service"))).order_by(User.display_name, User.username)) if u.id != actor.id]
+    if staff is None:
+        staff = db.session.scalars(select(User).where(
+            User.department_id == actor.department_id, User.active.is_(True),
+            User.role.in_(STAFF_ROLES)).order_by(User.display_name, User.username))
+    return [u for u in staff if u.role in ("sales", "service") and u.id != actor.id]

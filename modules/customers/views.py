@@ -329,7 +329,7 @@ def index():
         can_reassign=actor.role == "head" and can(actor, "customers.edit"),
         can_share=can(actor, "customers.share"),
         reassign_owners=staff,
-        share_users=services.share_colleagues(actor) if can(actor, "customers.share") else [],
+        share_users=services.share_colleagues(actor, staff or None) if can(actor, "customers.share") else [],
         search_limit=search_limit)
     if q and search_limit is None:
         # after rendering, as the customer page: the page leaves only once its entry is committed,

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, insert, select, text
 
 from core.db import db
+from core.models import User
 from modules.customers import search, services
 from modules.customers.models import Customer, Share
 from tests.conftest import captured_statements, sqlite_plan
@@ -382,6 +383,30 @@ def test_bulk_reassign_is_refused_to_staff_and_outside_the_remit(app, signed_in,
     with app.app_context():
         assert db.session.get(Customer, mine).owner_id == user("sales1").id
         assert not entries("customers.customer.reassigned")
+
+
+def test_bulk_bar_offers_the_departments_staff_read_once(app, signed_in, make_customer):
+    """A head's list offers the department's active staff as new owners (heads included) and its
+    sales and service staff, the head excepted, to share with: both from one read of the staff;
+    a salesperson is offered the colleagues, not themselves."""
+    make_customer("sales1", name="甲")
+
+    def options(html, select_id):
+        block = re.search(rf'<select[^>]*id="{select_id}"[^>]*>(.*?)</select>', html, re.S).group(1)
+        return [label.split(" (")[0] for label in re.findall(r'<option value="\d+">([^<]+)</option>', block)]
+
+    with app.app_context():
+        names = {u.username: str(u) for u in db.session.scalars(select(User))}
+    head = signed_in("head1")
+    with captured_statements(app) as captured:
+        html = head.get("/customers/").get_data(as_text=True)
+    staff_reads = [st for st, _p in captured if st.lower().lstrip().startswith("select core_user.")
+                   and "session_token" not in st.lower().split("where", 1)[-1]]
+    assert len(staff_reads) == 1, staff_reads
+    assert sorted(options(html, "bulk-owner")) == sorted(names[u] for u in ("head1", "sales1", "sales1b", "service1"))
+    assert sorted(options(html, "bulk-share-user")) == sorted(names[u] for u in ("sales1", "sales1b", "service1"))
+    html = signed_in("sales1").get("/customers/").get_data(as_text=True)
+    assert sorted(options(html, "bulk-share-user")) == sorted(names[u] for u in ("sales1b", "service1"))
 
 
 def test_bulk_share_by_the_owner(app, signed_in, make_customer):
