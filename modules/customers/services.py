@@ -1052,8 +1052,13 @@ def unshare_customer(actor, share):
 
 # --- timeline ----------------------------------------------------------------------------------
 
-def timeline_events(customer):
-    """The register's own events of a customer: creation, status changes, consents, records."""
+TIMELINE_RECORDS = 20  # the newest transaction and service records on the timeline
+
+
+def timeline_events(customer, records=None):
+    """The register's own events of a customer: creation, status changes, consents, records.
+    ``records``: the customer's newest records (``transactions``), at least TIMELINE_RECORDS of
+    them when it has that many, when the caller has read them already."""
     from core.api import pick
     link = has_request_context()
     events = [TimelineEvent(customer.created_at, _("Customer created"))]
@@ -1070,7 +1075,8 @@ def timeline_events(customer):
                                     else _("Consent recorded, including sensitive data"), detail=purposes))
         if consent.withdrawn_at is not None:
             events.append(TimelineEvent(consent.withdrawn_at, _("Consent withdrawn"), detail=purposes))
-    for record in transactions(customer, limit=20):
+    records = transactions(customer, limit=TIMELINE_RECORDS) if records is None else records[:TIMELINE_RECORDS]
+    for record in records:
         amount = f" ¥{record.amount:,.2f}" if record.amount is not None else ""
         events.append(TimelineEvent(record.occurred_on, pick(TRANSACTION_KINDS[record.kind]),
                                     detail=f"{record.product}{amount}",

@@ -507,9 +507,10 @@ def _field_rows(customer, revealed):
 def _render_detail(customer, *, revealed=None, reveal_errors=None, status=200):
     actor = _actor()
     revealed = revealed or {}
-    events = services.timeline_events(customer) + _hook("customers.timeline", customer)
+    # the newest records once, for the timeline and the records box
+    tx = services.transactions(customer, limit=max(DETAIL_TRANSACTIONS + 1, services.TIMELINE_RECORDS))
+    events = services.timeline_events(customer, tx) + _hook("customers.timeline", customer)
     events.sort(key=services.sort_key, reverse=True)
-    tx = services.transactions(customer, limit=DETAIL_TRANSACTIONS + 1)
     can_share = can(actor, "customers.share") and services.can_manage_shares(actor, customer)
     shares = services.shares_of(customer)
     share_form = None

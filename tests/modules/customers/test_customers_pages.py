@@ -644,6 +644,26 @@ def test_detail_shows_consents_history_transactions_and_timeline(app, signed_in,
     assert timeline.index(today) < timeline.index("2024-03-05")  # newest first
 
 
+def test_detail_reads_the_records_once_for_its_box_and_its_timeline(app, signed_in, make_customer):
+    """The records box shows the newest 10 with a link to all, the timeline the newest 20: both
+    from one read of the customer's records."""
+    customer_id = make_customer("sales1")
+    with app.app_context():
+        actor, customer = user("sales1"), db.session.get(Customer, customer_id)
+        for day in range(1, 23):
+            services.add_transaction(actor, customer, {"kind": "transaction", "occurred_on": f"2024-03-{day:02d}",
+                                                       "amount": "100", "product": f"产品{day:02d}"})
+        db.session.commit()
+    client = signed_in("sales1")
+    with captured_statements(app) as captured:
+        html = client.get(f"/customers/{customer_id}").get_data(as_text=True)
+    assert len([s for s, _p in captured if s.lstrip().upper().startswith("SELECT CUSTOMERS_TRANSACTION.")]) == 1
+    box = html[html.index('id="transactions"'):html.index('id="consents"')]
+    timeline = html[html.index('id="timeline"'):]
+    assert re.findall(r"产品(\d\d)", box) == [f"{d:02d}" for d in range(22, 12, -1)] and 'id="all-transactions"' in box
+    assert sorted(set(re.findall(r"产品(\d\d)", timeline)), reverse=True) == [f"{d:02d}" for d in range(22, 2, -1)]
+
+
 def test_viewing_a_customer_is_audited(app, signed_in, make_customer):
     customer_id = make_customer("sales1")
     signed_in("sales1").get(f"/customers/{customer_id}")
