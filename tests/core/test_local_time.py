@@ -15,6 +15,12 @@ def test_the_filters_convert_stored_utc_to_the_company_zone(app):
         assert local_datetime(datetime(2026, 12, 31, 16, 30, tzinfo=UTC)) == "2027-01-01 00:30"
         assert local_datetime(datetime(2026, 12, 31, 16, 30)) == "2027-01-01 00:30"  # naive means UTC
         assert local_date(datetime(2026, 12, 31, 16, 30, tzinfo=UTC)) == "2027-01-01"
+        # the default format is written without strftime (a list formats one a row): the same text
+        from core.i18n import to_local
+        moment = datetime(1999, 12, 31, 15, 59, tzinfo=UTC)
+        for _ in range(400):
+            assert local_datetime(moment) == to_local(moment).strftime("%Y-%m-%d %H:%M")
+            moment += timedelta(days=97, hours=5, minutes=7)
 
 
 def test_customer_and_grading_pages_show_beijing_time_not_utc(app, client, login_as, make_customer, enable_module):
