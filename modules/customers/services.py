@@ -1202,8 +1202,8 @@ def remit_branches(actor, conditions=(), owner=""):
     return [own, shared] if has_shares(actor) else [own]
 
 
-def _row_id(row):
-    first = row[0]
+def _id_of(first):
+    """The customer id of a row whose first column is the customer or its id."""
     return first if isinstance(first, int) else first.id
 
 
@@ -1230,12 +1230,12 @@ def merged_rows(branches, *, descending=True, start=None, chunk=50, ids_only=Fal
             rows = db.session.execute(ids if ids_only else stmt.where(Customer.id.in_(ids)).order_by(order)).all()
             done[i] = len(rows) < chunk
             if rows:
-                cursors[i] = _row_id(rows[-1])
+                cursors[i] = _id_of(rows[-1][0])
                 buffers[i] = list(reversed(rows))  # pop() from the end
         live = [i for i in range(len(branches)) if buffers[i]]
         if not live:
             return
-        pick_ = (max if descending else min)(live, key=lambda i: _row_id(buffers[i][-1]))
+        pick_ = (max if descending else min)(live, key=lambda i: _id_of(buffers[i][-1][0]))
         yield buffers[pick_].pop()
 
 
@@ -1315,20 +1315,23 @@ def search_page(branches, q, sure, candidates, size, *, after=None, scan_limit=N
 
     Returns (ids, next_after, scanned_out): ``next_after`` continues the search; when
     ``scanned_out`` the candidate budget (search.SCAN_LIMIT) ran out before the page was full."""
-    from sqlalchemy import false, literal
+    from sqlalchemy import false
 
     from . import search
     scan_limit = scan_limit or search.SCAN_LIMIT
     sure_clause = or_(*sure) if sure else false()
     where = or_(sure_clause, *[clause for _key, clause in candidates])
+    chunk = min(max(size * 3, 60), 200)
     if candidates:
         stmts = [b.where(where).add_columns(sure_clause.label("sure")).options(selectinload(Customer.subject_key))
                  for b in branches]
-    else:
-        stmts = [b.where(where).with_only_columns(Customer.id, literal(True).label("sure")) for b in branches]
+        rows = merged_rows(stmts, start=after, chunk=chunk)
+    else:  # every match is sure: the ids alone
+        rows = ((row[0], True) for row in merged_rows([b.where(where) for b in branches], start=after,
+                                                      chunk=chunk, ids_only=True))
     kept, scanned, last_id = [], 0, None
-    for first, is_sure in merged_rows(stmts, start=after, chunk=min(max(size * 3, 60), 200)):
-        last_id = _row_id((first,))
+    for first, is_sure in rows:
+        last_id = _id_of(first)
         if is_sure:
             kept.append(last_id)
         else:
