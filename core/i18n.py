@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 from flask import current_app, has_app_context, has_request_context, session
 from flask_babel import Babel, get_locale, lazy_gettext
 from flask_login import current_user
+from jinja2 import pass_eval_context
+from markupsafe import Markup
 
 LOCALES = ("zh_CN", "en")
 DEFAULT_LOCALE = "zh_CN"
@@ -164,6 +166,16 @@ def _word_forms_our_way():
         flask_wtf.form.translations = _FormTranslations(current)
 
 
+@pass_eval_context
+def _template_gettext(eval_ctx, string, **variables):
+    """What Jinja's newstyle ``gettext`` gives: the translation, marked safe when autoescaping,
+    always %-formatted with ``variables`` (escaped when they are not safe themselves)."""
+    text = _translations().ugettext(string)
+    if eval_ctx.autoescape:
+        text = Markup(text)  # noqa: S704 -- catalogue text, marked safe as Jinja marks it; the variables are escaped
+    return text % variables
+
+
 def init_app(app, translation_paths):
     _word_forms_our_way()
     compile_catalogs([CORE_TRANSLATIONS, *translation_paths], app.logger)
@@ -176,5 +188,8 @@ def init_app(app, translation_paths):
         pgettext=lambda c, s: _translations().upgettext(c, s),
         npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
         newstyle=True)
+    # ``_()`` and ``gettext()`` in templates: one call instead of Jinja's three (its alias, its
+    # newstyle wrapper, the callable above), the same text; a list page translates ~50 strings
+    app.jinja_env.globals["_"] = app.jinja_env.globals["gettext"] = _template_gettext
     app.jinja_env.globals["pick"] = pick
     app.jinja_env.globals["current_locale"] = current_locale

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from markupsafe import Markup
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = Path("zh_Hans_CN", "LC_MESSAGES", "messages.po")
@@ -140,3 +141,28 @@ def test_sign_in_page_is_chinese_by_default_and_english_on_request(client):
     html = client.get("/login").get_data(as_text=True)
     assert _h1(html) == "Sign in"
     assert "User name" in html and "登录" not in html
+
+
+@pytest.mark.parametrize("locale", ["zh_CN", "en"])
+def test_template_underscore_gives_what_jinjas_newstyle_gettext_gives(app, locale):
+    """`_()` in templates is core.i18n's one-call version of Jinja's newstyle gettext: the same
+    text, escaping and %-formatting, with autoescape on and off, in both languages."""
+    from flask import session
+    from jinja2.ext import _make_new_gettext
+
+    from core.i18n import _translations
+    jinjas = _make_new_gettext(lambda s: _translations().ugettext(s))
+    cases = ['_("Customers")', '_("Next contact %(date)s", date="<b>&")', '_("Search")',
+             '_("%(n)s%%", n=5)', '_("Next contact %(date)s", date=safe)', 'gettext("Sign out")']
+    with app.test_request_context("/"):
+        session["locale"] = locale
+        for autoescape in (True, False):
+            for case in cases:
+                source = f"{{% autoescape {str(autoescape).lower()} %}}{{{{ {case} }}}}{{% endautoescape %}}"
+                ours = app.jinja_env.from_string(source).render(safe=Markup("<i>x</i>"))
+                env = app.jinja_env.overlay()
+                env.globals["_"] = env.globals["gettext"] = jinjas
+                theirs = env.from_string(source).render(safe=Markup("<i>x</i>"))
+                assert ours == theirs, (locale, autoescape, case)
+        assert app.jinja_env.from_string('{{ _("Customers") }}').render() == \
+            {"zh_CN": "客户", "en": "Customers"}[locale]
