@@ -356,8 +356,13 @@ def assignable_owners(actor):
         return []
     if actor.role != "head":
         return [actor]
+    return department_staff(actor.department_id)
+
+
+def department_staff(department_id):
+    """The department's active heads, sales and service staff, by name."""
     return db.session.scalars(select(User).where(
-        User.department_id == actor.department_id, User.active.is_(True), User.role.in_(STAFF_ROLES))
+        User.department_id == department_id, User.active.is_(True), User.role.in_(STAFF_ROLES))
         .order_by(User.display_name, User.username)).all()
 
 
@@ -1014,10 +1019,8 @@ def share_candidates(actor, customer, shares=None):
     """Colleagues of the customer's department the customer may be shared with (``shares``: its
     shares, when the caller has read them already)."""
     taken = {s.user_id for s in (shares_of(customer) if shares is None else shares)} | {customer.owner_id}
-    users = db.session.scalars(select(User).where(
-        User.department_id == customer.department_id, User.active.is_(True),
-        User.role.in_(("sales", "service"))).order_by(User.display_name, User.username)).all()
-    return [u for u in users if u.id not in taken]
+    return [u for u in department_staff(customer.department_id)
+            if u.role in ("sales", "service") and u.id not in taken]
 
 
 def shares_of(customer):
@@ -1468,7 +1471,5 @@ def share_colleagues(actor, staff=None):
     if not _is_user(actor) or actor.department_id is None:
         return []
     if staff is None:
-        staff = db.session.scalars(select(User).where(
-            User.department_id == actor.department_id, User.active.is_(True),
-            User.role.in_(STAFF_ROLES)).order_by(User.display_name, User.username))
+        staff = department_staff(actor.department_id)
     return [u for u in staff if u.role in ("sales", "service") and u.id != actor.id]

@@ -15,7 +15,7 @@ def test_the_filters_convert_stored_utc_to_the_company_zone(app):
         assert local_datetime(datetime(2026, 12, 31, 16, 30, tzinfo=UTC)) == "2027-01-01 00:30"
         assert local_datetime(datetime(2026, 12, 31, 16, 30)) == "2027-01-01 00:30"  # naive means UTC
         assert local_date(datetime(2026, 12, 31, 16, 30, tzinfo=UTC)) == "2027-01-01"
-        # the default format is written without strftime (a list formats one a row): the same text
+        # the default format, over the years and the change of day in the company's zone
         from core.i18n import to_local
         moment = datetime(1999, 12, 31, 15, 59, tzinfo=UTC)
         for _ in range(400):
