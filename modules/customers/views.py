@@ -330,7 +330,7 @@ def index():
         can_share=can(actor, "customers.share"),
         reassign_owners=staff,
         share_users=services.share_colleagues(actor, staff or None) if can(actor, "customers.share") else [],
-        search_limit=search_limit)
+        search_limit=search_limit, detail_prefix=url_for("customers.index"))
     if q and search_limit is None:
         # after rendering, as the customer page: the page leaves only once its entry is committed,
         # and the commit does not expire what the page still had to read

@@ -296,6 +296,12 @@ def test_list_rows_read_as_plain_columns_show_what_the_customer_shows(app, signe
     assert "杭州某某贸易有限公司" in html and "0571-******66" in html and "057188886666" not in html
     row = re.search(rf'<tr id="customer-{org}">(.*?)</tr>', html, re.S).group(1)
     assert '<span class="badge text-bg-secondary">潜在</span>' in row and "企业" in row and "%" in row
+    # each number links to the customer's page (the list writes the links without url_for per row)
+    with app.test_request_context():
+        from flask import url_for
+        pages_ = {i: url_for("customers.detail", customer_id=i) for i in (org, bare, person)}
+    links = dict(re.findall(r'<td class="col-number"><a href="([^"]+)">([^<]+)</a>', html))
+    assert sorted(links) == sorted(pages_.values())
 
 
 def test_an_exact_search_loads_no_customer_object_and_audits_after_rendering(app, signed_in, make_customer):
