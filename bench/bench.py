@@ -338,6 +338,27 @@ print(json.dumps(out))
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def server_pdf(instance, workdir, args, runs=6):
+    """The PDF a user gets from a server that has just started: the archives module installed and
+    enabled for the first department, gunicorn started as for the pages, and as soon as it answers
+    /healthz s01 signs in and prints a customer's archive form (客户档案表), then prints it again.
+    Returns the seconds of each print, the first one first."""
+    instance.kehu("modules", "install", "archives")
+    instance.kehu("modules", "enable", "archives", "--department", DEPARTMENTS[0][0])
+    customer_id, number, _mobile = pick_targets(instance, "s01")
+    times = []
+    with Server("core:create_app()", instance.env, workdir / "kehu-pdf.log", workers=args.workers) as srv:
+        client = Client(srv.port)
+        client.login("s01")
+        for _ in range(runs):
+            resp = client.get(f"/archives/{customer_id}/form.pdf")
+            if resp.status != 200 or not resp.body.startswith(b"%PDF"):
+                raise RuntimeError(f"the archive form answered {resp.status}: {resp.text[:300]}")
+            times.append(resp.elapsed)
+        client.close()
+    return times
+
+
 # --- report -------------------------------------------------------------------------------------
 
 def norm_growth(loads, first, size, label):
@@ -386,6 +407,10 @@ def report(args, backend, sizes, imports, loads, pdf, started):
         print(f"  bare weasyprint write_pdf:   {bm * 1000:7.1f} ms  (first {b['first'] * 1000:.0f} ms; "
               f"{b['pages']} page, {b['size'] / 1024:.0f} KiB)")
         print(f"  kehu / bare: {km / bm:.2f}×")
+        if pdf.get("server"):
+            printed, rest = pdf["server"][0], pdf["server"][1:]
+            print(f"  archive form from a server just started (gunicorn, asked right after /healthz and sign-in): "
+                  f"first {printed * 1000:.0f} ms, then {statistics.median(rest) * 1000:.0f} ms (median of {len(rest)})")
     last = sizes[-1]
     print("\nTargets of issue 15 (reported, not asserted)")
     for label, want in (("list (sales)", 0.5), ("list (head)", 0.5), ("detail", 0.3), ("search phone", 0.3)):
@@ -412,8 +437,14 @@ def report(args, backend, sizes, imports, loads, pdf, started):
     if pdf:
         k, b = pdf["kehu"], pdf["bare"]
         ratio = statistics.median(k["times"]) / statistics.median(b["times"])
-        print(f"  PDF warm ≤ 1.15× bare WeasyPrint: {ratio:.2f}× — {'met' if ratio <= 1.15 else 'SHORT'}; "
-              f"first render < 1 s: {k['first'] * 1000:.0f} ms — {'met' if k['first'] < 1 else 'SHORT'}")
+        print(f"  PDF warm ≤ 1.15× bare WeasyPrint: {ratio:.2f}× — {'met' if ratio <= 1.15 else 'SHORT'}")
+        if pdf.get("server"):
+            printed = pdf["server"][0]
+            print(f"  first PDF after a server's start < 1 s: {printed * 1000:.0f} ms — {'met' if printed < 1 else 'SHORT'} "
+                  f"(in a new process that loads WeasyPrint for it: {k['first'] * 1000:.0f} ms)")
+        else:
+            print(f"  first render < 1 s (a new process that loads WeasyPrint for it): {k['first'] * 1000:.0f} ms — "
+                  f"{'met' if k['first'] < 1 else 'SHORT'}")
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
 
 
@@ -483,6 +514,7 @@ def main(argv=None):
         if not args.no_pdf:
             log("  PDF …")
             pdf = bench_pdf(args.pdf_runs)
+            pdf["server"] = server_pdf(instance, workdir, args)
         report(args, backend, sizes, imports, loads, pdf, started)
         if failed:
             return 1

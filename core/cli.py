@@ -186,6 +186,9 @@ def run(host, port):
     """Serve kehu (development server; use gunicorn in production)."""
     require_ready()
     from werkzeug.serving import run_simple
+
+    from core import pdf
+    pdf.prewarm(current_app)
     click.echo(f"kehu on http://{host}:{port}/")
     run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False,
                request_handler=redacting_request_handler())

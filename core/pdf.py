@@ -452,10 +452,20 @@ def _warm_up() -> None:
 _prewarm_started = False
 
 
+def prewarm(app) -> None:
+    """Warm the renderer now, in the background, in a server process that has just started
+    (gunicorn's post_worker_init, `kehu run`), so that the first PDF asked for after a restart
+    finds WeasyPrint, the fonts and the warm-up render ready. Nothing for an app that is not
+    kehu's (the bench's bare baseline shares gunicorn.conf.py) or has PDF_PREWARM off."""
+    if _EXTENSION in getattr(app, "extensions", {}) and app.config.get("PDF_PREWARM", True):
+        _prewarm_in_background()
+
+
 def _prewarm_in_background() -> None:
-    """On a server's first request, load WeasyPrint and the fonts and render the warm-up document
-    in a background thread (renderer forks wait for it), so the first PDF a user asks for does not
-    pay for them. Command-line runs never serve a request and never load WeasyPrint for nothing."""
+    """Load WeasyPrint and the fonts and render the warm-up document in a background thread
+    (renderer forks wait for it), once per process: at a server's start (``prewarm``) or else on
+    its first request, so the first PDF a user asks for does not pay for them. Command-line runs
+    never serve a request and never load WeasyPrint for nothing."""
     global _prewarm_started
     if _prewarm_started or _warm:
         return

@@ -445,3 +445,4 @@ def test_warm_renderers_are_reused_recycled_and_ended(app):
             time.sleep(0.05)
         assert not _alive(idle_one)  # gone by itself after 0.3 s (+ margin) without a document
         assert pdf.render_html_to_pdf(html).startswith(b"%PDF")  # a fresh one takes over
+
