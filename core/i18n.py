@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import current_app, has_app_context, has_request_context, session
-from flask_babel import Babel, get_locale, lazy_gettext
+from flask import current_app, g, has_app_context, has_request_context, session
+from flask_babel import Babel, get_locale, get_translations, lazy_gettext
 from flask_login import current_user
 from jinja2 import pass_eval_context
 from markupsafe import Markup
@@ -70,10 +70,10 @@ def local_date(value):
 
 
 def current_locale():
-    from flask import g
-    if not g:  # outside an app context
+    try:
+        name = g.get("kehu_locale")
+    except RuntimeError:  # outside an app context
         return _locale_name()
-    name = g.get("kehu_locale")
     if name is None:
         name = g.kehu_locale = _locale_name()
     return name
@@ -88,11 +88,10 @@ def _translations():
     """The translations of this request or command. Flask-Babel finds them anew for every string
     (context, domain, locale identifier), and a list page translates hundreds: look them up once
     per app context, which is also how long Flask-Babel keeps the locale."""
-    from flask import g
-    from flask_babel import get_translations
-    if not g:
+    try:
+        found = g.get("kehu_translations")
+    except RuntimeError:  # outside an app context
         return get_translations()
-    found = g.get("kehu_translations")
     if found is None:
         found = g.kehu_translations = get_translations()
     return found
@@ -141,7 +140,6 @@ class _FormTranslations:
         self.fallback = fallback
 
     def gettext(self, string):
-        from flask_babel import get_translations
         ours = get_translations().ugettext(string)
         if ours != string or self.fallback is None:
             return ours
@@ -167,7 +165,8 @@ def _template_gettext(eval_ctx, string, **variables):
     text = _translations().ugettext(string)
     if eval_ctx.autoescape:
         text = Markup(text)  # noqa: S704 -- catalogue text, marked safe as Jinja marks it; the variables are escaped
-    return text % variables
+    # formatting is what most of a call cost; without variables it only turns "%%" into "%"
+    return text % variables if variables or "%" in text else text
 
 
 def init_app(app, translation_paths):

@@ -5,6 +5,8 @@ id outside the user's remit answers 404 like one that does not exist. Every chan
 The handover page (`customers.handover`) and the import/export pages live in io_views.py."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import (
     Blueprint,
     abort,
@@ -306,8 +308,11 @@ def index():
     if not (builtin_sort or sort):  # an unknown sort (e.g. of a module disabled here) is dropped
         base_args = {k: v for k, v in base_args.items() if k not in ("sort", "dir")}
 
-    def page_url(**changes):
-        return url_for("customers.index", **{**base_args, **changes})
+    list_path = url_for("customers.index")
+
+    def page_url(**changes):  # the list's own address with other arguments: one url_for a page, not one a link
+        query = {k: v for k, v in {**base_args, **changes}.items() if v is not None}
+        return f"{list_path}?{urlencode(query)}" if query else list_path
 
     def sort_url(key):
         current = builtin_sort or (sort.key if sort else "")
@@ -330,7 +335,7 @@ def index():
         can_share=can(actor, "customers.share"),
         reassign_owners=staff,
         share_users=services.share_colleagues(actor, staff or None) if can(actor, "customers.share") else [],
-        search_limit=search_limit, detail_prefix=url_for("customers.index"))
+        search_limit=search_limit, detail_prefix=list_path)
     if q and search_limit is None:
         # after rendering, as the customer page: the page leaves only once its entry is committed,
         # and the commit does not expire what the page still had to read

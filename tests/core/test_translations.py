@@ -153,7 +153,7 @@ def test_template_underscore_gives_what_jinjas_newstyle_gettext_gives(app, local
     from core.i18n import _translations
     jinjas = _make_new_gettext(lambda s: _translations().ugettext(s))
     cases = ['_("Customers")', '_("Next contact %(date)s", date="<b>&")', '_("Search")',
-             '_("%(n)s%%", n=5)', '_("Next contact %(date)s", date=safe)', 'gettext("Sign out")']
+             '_("%(n)s%%", n=5)', '_("all 100%% <ok>")', '_("Next contact %(date)s", date=safe)', 'gettext("Sign out")']
     with app.test_request_context("/"):
         session["locale"] = locale
         for autoescape in (True, False):
