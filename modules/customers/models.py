@@ -98,7 +98,9 @@ class Customer(db.Model):
     phone2 = Searchable(FIELDS["phone2"].search_domain)
     notes = Encrypted(FIELDS["notes"].search_domain)
 
-    subject_key = db.relationship(crypto.SubjectKey)
+    # joined: nearly every page that loads a customer decrypts a field of it, and the key was a
+    # statement of its own after the customer's
+    subject_key = db.relationship(crypto.SubjectKey, lazy="joined")
     owner = db.relationship("User", foreign_keys=[owner_id])
     department = db.relationship("Department")
 
