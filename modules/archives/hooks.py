@@ -27,8 +27,10 @@ def panels(customer, actor):
                   module="archives")]
 
 
-def timeline(customer):
+def timeline(customer, actor):
     """customers.timeline: one event per document added to the archive."""
+    if actor is not None and not can(actor, VIEW):
+        return []
     return [TimelineEvent(at=doc.created_at, module="archives",
                           title=_("Archive document %(number)s added (%(type)s)",
                                   number=doc.number, type=pick(DOC_TYPES[doc.doc_type])),

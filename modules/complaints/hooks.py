@@ -32,9 +32,11 @@ def panels(customer, actor):
     return [Panel(title=_("Complaints"), template="complaints/panel.html", context=context, module="complaints")]
 
 
-def timeline(customer):
+def timeline(customer, actor):
     """customers.timeline: one event per complaint (registered, with its current status)."""
     from sqlalchemy import select
+    if actor is not None and not can(actor, VIEW):
+        return []
 
     from core.api import db
 

@@ -3,8 +3,10 @@
 from core.api import HookSpec
 
 ALL = (
-    HookSpec("customers.timeline", "timeline(customer) -> [TimelineEvent]",
-             "Events of the module on the customer page's timeline, newest first or in any order."),
+    HookSpec("customers.timeline", "timeline(customer, actor) -> [TimelineEvent]",
+             "Events of the module on the customer page's timeline, newest first or in any order: "
+             "only what ``actor`` may see (the module's view permission), as for its panel. actor "
+             "None: every event, for the customer's own copy of their data (lifecycle)."),
     HookSpec("customers.panels", "panels(customer, actor) -> [Panel]",
              "Boxes on the customer page; the panel's template is the module's own."),
     HookSpec("customers.list_columns", "list_columns(actor) -> [ListColumn]",

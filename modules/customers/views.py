@@ -514,7 +514,7 @@ def _render_detail(customer, *, revealed=None, reveal_errors=None, status=200):
     revealed = revealed or {}
     # the newest records once, for the timeline and the records box
     tx = services.transactions(customer, limit=max(DETAIL_TRANSACTIONS + 1, services.TIMELINE_RECORDS))
-    events = services.timeline_events(customer, tx) + _hook("customers.timeline", customer)
+    events = services.timeline_events(customer, tx) + _hook("customers.timeline", customer, actor)
     events.sort(key=services.sort_key, reverse=True)
     can_share = can(actor, "customers.share") and services.can_manage_shares(actor, customer)
     shares = services.shares_of(customer)

@@ -64,8 +64,10 @@ def _event_detail(entry):
     return _("By the default rules")
 
 
-def customer_timeline(customer):
+def customer_timeline(customer, actor):
     """customers.timeline: one event per grade change or override, linked to the grade page."""
+    if actor is not None and not can(actor, "grading.view"):
+        return []
     url = url_for("grading.customer", customer_id=customer.id) if has_request_context() else None
     events = []
     for entry in services.history(customer.id):

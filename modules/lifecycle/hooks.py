@@ -143,7 +143,8 @@ def subject_data_customers(customer):
            for tx in customer.transactions]
     if txs:
         sections.append(Section(pick({"zh_CN": "交易与服务记录", "en": "Transactions"}), txs))
-    for module, events in core_hooks.call("customers.timeline", customer, all_departments=True):
+    # actor None: the customer's own copy holds every module's events, whoever prepares it
+    for module, events in core_hooks.call("customers.timeline", customer, None, all_departments=True):
         rows = [(_text(e.at), " ".join(x for x in (e.title, e.detail) if x)) for e in events or []]
         if rows:
             sections.append(Section(pick({"zh_CN": "记录：", "en": "Records: "}) + module, rows))

@@ -69,7 +69,7 @@ def test_panel_and_timeline_hooks(arch, app):
         assert panel.module == "archives" and panel.context["count"] == 1
         html = render_template(panel.template, customer=customer, panel=panel, actor=actor, context=panel.context)
         assert 'id="archives-count">1<' in html and f"/archives/{cid}" in html and "form.pdf" in html
-        events = [e for module, result in hooks.call("customers.timeline", customer,
+        events = [e for module, result in hooks.call("customers.timeline", customer, actor,
                                                       department_id=actor.department_id)
                   if module == "archives" for e in result]
         assert [e.detail for e in events] == ["框架协议"] and number in events[0].title
@@ -81,6 +81,11 @@ def test_panel_and_timeline_hooks(arch, app):
         outsider = core_services.create_user("test", "sec1", "Correct-horse-42", "security")
         assert [r for m, r in hooks.call("customers.panels", customer, outsider,
                                          department_id=actor.department_id) if m == "archives"] == [[]]
+        # nor timeline events; the customer's own copy of their data (actor None) has them all
+        assert [r for m, r in hooks.call("customers.timeline", customer, outsider,
+                                         department_id=actor.department_id) if m == "archives"] == [[]]
+        assert [len(r) for m, r in hooks.call("customers.timeline", customer, None,
+                                              department_id=actor.department_id) if m == "archives"] == [1]
 
 
 def test_handover_hook_reassigns_the_keeper(arch, app):

@@ -906,7 +906,7 @@ def test_other_modules_add_panels_timeline_columns_and_filters(app, signed_in, m
     def panels(customer, actor):
         return [api.Panel(title="附加面板", template="customers/_customer_heading.html", context={"x": 1})]
 
-    def timeline(customer):
+    def timeline(customer, actor):
         return [api.TimelineEvent(at=datetime.datetime(2020, 5, 6, tzinfo=datetime.UTC), title="外部事件")]
 
     def columns(actor):

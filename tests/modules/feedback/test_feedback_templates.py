@@ -3,7 +3,7 @@ form keeps its version's questions after the template changes; required answers 
 with field-level Chinese errors; the customer page's timeline lists the customer's forms."""
 import re
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core.audit import AuditEntry
 from core.db import db
@@ -101,6 +101,14 @@ def test_answers_are_encrypted_and_on_the_timeline(app, client, login_as, fdept,
         assert r.version.number == 1
     html = client.get(f"/customers/{customer}").get_data(as_text=True)
     assert "反馈表 客户满意度反馈表（v1）" in html and "员工填写" in html
+    assert "timeline-feedback" in html.split('id="timeline"', 1)[1]
+    # a role without feedback.view sees the customer but not its feedback, on the timeline neither
+    from core.models import RoleGrant
+    with app.app_context():
+        db.session.execute(delete(RoleGrant).where(RoleGrant.role == "sales", RoleGrant.permission == "feedback.view"))
+        db.session.commit()
+    html = client.get(f"/customers/{customer}").get_data(as_text=True)
+    assert 'id="timeline"' in html and "timeline-feedback" not in html and "客户满意度反馈表" not in html
 
 
 def test_customers_out_of_remit_answer_404(app, client, login_as, fdept, customer, template):

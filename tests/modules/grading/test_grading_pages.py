@@ -120,13 +120,18 @@ def test_timeline_events_for_grade_changes(app, grading_dept, make_customer):
     _override(app, grading_dept.head, customer_id, "important", "重点跟进")
     with app.test_request_context():
         customer = db.session.get(Customer, customer_id)
-        results = dict(hooks.call("customers.timeline", customer, department_id=grading_dept.id))
+        sales = db.session.get(User, grading_dept.sales)
+        results = dict(hooks.call("customers.timeline", customer, sales, department_id=grading_dept.id))
         events = results["grading"]
         assert [e.module for e in events] == ["grading", "grading"]
         assert [e.extra["source"] for e in events] == ["override", "rules"]  # newest first
         assert [(e.extra["from"], e.extra["to"]) for e in events] == [("ordinary", "important"),
                                                                       (None, "ordinary")]
         assert "重点跟进" in events[0].detail and events[0].at >= events[1].at
+        # a role without grading.view sees no grade changes on the timeline
+        from core import services as core_services
+        officer = core_services.create_user("test", "sec_g", "Correct-horse-42", "security")
+        assert dict(hooks.call("customers.timeline", customer, officer, department_id=grading_dept.id))["grading"] == []
 
 
 def test_the_modules_own_customer_page(client, login_as, grading_dept, make_customer, app):
