@@ -39,8 +39,13 @@ def log(message):
 
 def reset_postgres(url, *, force=False):
     """DROP SCHEMA public CASCADE; CREATE SCHEMA public — after checking that nobody else is
-    connected to that database (someone's test run would be wrecked mid-way)."""
+    connected to that database (someone's test run would be wrecked mid-way). A database that
+    does not exist yet (a new machine) is created."""
     from sqlalchemy import create_engine, text
+    from sqlalchemy_utils import create_database, database_exists
+    if not database_exists(url):
+        create_database(url)
+        return
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
