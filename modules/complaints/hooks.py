@@ -34,9 +34,9 @@ def panels(customer, actor):
 
 def timeline(customer, actor):
     """customers.timeline: one event per complaint (registered, with its current status)."""
-    from sqlalchemy import select
     if actor is not None and not can(actor, VIEW):
         return []
+    from sqlalchemy import select
 
     from core.api import db
 
