@@ -245,13 +245,27 @@ def check() -> list[str]:
 
 
 def init_app(app) -> None:
+    # No check() here: it loads WeasyPrint and asks fc-match, a second of every `kehu` command's
+    # start-up for warnings about printing. A server logs them as it starts (``prewarm``) or on
+    # its first request; `kehu selfcheck` and the self-check page show them as a finding.
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
     app.extensions[_EXTENSION] = _State()
     if app.config.get("PDF_PREWARM", True):
-        app.before_request(_prewarm_in_background)
+        app.before_request(lambda: _prewarm_in_background(app.logger))
+
+
+_checks_logged = False
+
+
+def _log_checks(logger) -> None:
+    """Log ``check()``'s warnings, once per process (a server's start)."""
+    global _checks_logged
+    if _checks_logged:
+        return
+    _checks_logged = True
     for warning in check():
-        app.logger.warning(warning)
+        logger.warning(warning)
 
 
 def shutdown(app) -> None:
@@ -455,17 +469,22 @@ _prewarm_started = False
 def prewarm(app) -> None:
     """Warm the renderer now, in the background, in a server process that has just started
     (gunicorn's post_worker_init, `kehu run`), so that the first PDF asked for after a restart
-    finds WeasyPrint, the fonts and the warm-up render ready. Nothing for an app that is not
-    kehu's (the bench's bare baseline shares gunicorn.conf.py) or has PDF_PREWARM off."""
-    if _EXTENSION in getattr(app, "extensions", {}) and app.config.get("PDF_PREWARM", True):
-        _prewarm_in_background()
+    finds WeasyPrint, the fonts and the warm-up render ready; ``check()``'s warnings are logged
+    first (with PDF_PREWARM off, only they). Nothing for an app that is not kehu's (the bench's
+    bare baseline shares gunicorn.conf.py)."""
+    if _EXTENSION not in getattr(app, "extensions", {}):
+        return
+    if app.config.get("PDF_PREWARM", True):
+        _prewarm_in_background(app.logger)
+    else:
+        _log_checks(app.logger)  # the warnings still belong to a server's start
 
 
-def _prewarm_in_background() -> None:
-    """Load WeasyPrint and the fonts and render the warm-up document in a background thread
-    (renderer forks wait for it), once per process: at a server's start (``prewarm``) or else on
-    its first request, so the first PDF a user asks for does not pay for them. Command-line runs
-    never serve a request and never load WeasyPrint for nothing."""
+def _prewarm_in_background(logger=None) -> None:
+    """Log the start-up checks' warnings, load WeasyPrint and the fonts and render the warm-up
+    document in a background thread (renderer forks wait for it), once per process: at a server's
+    start (``prewarm``) or else on its first request, so the first PDF a user asks for does not pay
+    for them. Command-line runs never serve a request and never load WeasyPrint for nothing."""
     global _prewarm_started
     if _prewarm_started or _warm:
         return
@@ -473,6 +492,7 @@ def _prewarm_in_background() -> None:
 
     def warm():
         try:
+            _log_checks(logger or log)
             _load_fonts()
             _warm_up()
         except Exception as exc:  # only speed is lost

@@ -197,6 +197,16 @@ def _check_modules():
                    tuple(f"{name} ({s.label})" for name, s in waiting))
 
 
+def _check_pdf():
+    from core import pdf
+    title = _("PDF printing")
+    warnings = pdf.check()
+    if not warnings:
+        return Finding("core.pdf", title, OK, _("WeasyPrint, the Chinese fonts and the font subsetter are in place."))
+    return Finding("core.pdf", title, WARNING, _("Printed forms may fail, print Chinese as empty boxes or print slowly."),
+                   _("Do what each item says, then restart kehu."), tuple(warnings))
+
+
 def _check_https():
     cfg = current_app.config
     title = _("HTTPS and session cookie")
@@ -219,7 +229,7 @@ def run(now=None):
     from core import hooks
     now = now or utcnow()
     findings = [_check_dormant(), _check_grants(), _check_keys(now), _check_suite(), _check_backup(now),
-                _check_restore_test(now), _check_audit(), _check_modules(), _check_https()]
+                _check_restore_test(now), _check_audit(), _check_modules(), _check_https(), _check_pdf()]
     for _module, func_ in hooks.for_installed("core.selfcheck"):
         findings.extend(func_() or ())
     return findings

@@ -131,6 +131,16 @@ def test_https_and_secure_cookie(app, tidy):
     assert _findings(app, secure=True)["core.https"].status == "fail"
 
 
+def test_pdf_printing(app, tidy, monkeypatch):
+    """The start-up checks of printing are a finding (no longer logged by every `kehu` command)."""
+    from core import pdf
+    assert _findings(app)["core.pdf"].status == "ok"  # fonts-noto-cjk and libharfbuzz-subset0 here
+    missing = "pdf: CJK font 'Noto Sans CJK SC' not found (install Debian package fonts-noto-cjk); …"
+    monkeypatch.setattr(pdf, "check", lambda: [missing])
+    finding = _findings(app)["core.pdf"]
+    assert finding.status == "warning" and finding.items == (missing,) and finding.action
+
+
 def test_open_incidents_and_overdue_subject_requests(app, tidy):
     findings = _findings(app)
     assert findings["incidents.open"].status == "ok" and findings["lifecycle.requests"].status == "ok"
