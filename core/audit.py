@@ -144,12 +144,17 @@ _CANONICAL_KEYS = ("id", "actor_id", "actor", "role", "department_id", "action",
                    "target_id", "details", "address", "request_id")
 
 
+# json.dumps with these options builds a new encoder each call (a tenth of an import's audit)
+_CANONICAL_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+_DETAILS_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def canonical_of(entry):
     """What an entry's hash signs: its fields as canonical JSON (``entry`` an AuditEntry or an
     object with the same attributes)."""
     doc = {key: getattr(entry, key) for key in _CANONICAL_KEYS}
     doc["at"] = entry.at.isoformat(timespec="microseconds")
-    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL_JSON.encode(doc)
 
 
 # Append-only in the database itself: the application never updates or deletes an entry.
@@ -197,6 +202,12 @@ def _mac(prev_hash, canonical):
     return crypto.audit_mac(prev_hash, canonical)  # HMAC-SHA256 or HMAC-SM3, as the key file says
 
 
+def _signer():
+    """``_mac`` for many entries in a row: ``sign(prev_hash, canonical, entry id)``."""
+    from core import crypto
+    return crypto.audit_signer()
+
+
 def _lock_chain(session):
     """Serialise chain appends: concurrent writers must not both extend the same head."""
     if session.get_bind().dialect.name == "postgresql":
@@ -236,7 +247,7 @@ def record(action, *, target=None, target_type=None, target_id=None, actor=None,
         actor=(_clean(getattr(actor, "username", actor if isinstance(actor, str) else "")) or "")[:64],
         role=getattr(actor, "role", "") or "", department_id=getattr(actor, "department_id", None),
         target_type=target_type or "", target_id=str(target_id if target_id is not None else ""),
-        details=json.dumps({k: _clean(v) for k, v in details.items()}, ensure_ascii=False, sort_keys=True),
+        details=_DETAILS_JSON.encode({k: _clean(v) for k, v in details.items()}),
         address=(request.remote_addr or "") if has_request_context() else "cli",
         request_id=request_id(), prev_hash=last.hash if last else GENESIS, hash="",
     )
@@ -273,7 +284,7 @@ def record_many(action, items, *, actor=None, result="ok"):
                actor=(_clean(getattr(actor, "username", actor if isinstance(actor, str) else "")) or "")[:64],
                role=getattr(actor, "role", "") or "", department_id=getattr(actor, "department_id", None),
                address=(request.remote_addr or "") if has_request_context() else "cli", request_id=request_id())
-    rows = []
+    rows, sign = [], _signer()
     for item in items:
         details = dict(item)
         target = details.pop("target", None)
@@ -284,9 +295,9 @@ def record_many(action, items, *, actor=None, result="ok"):
         row = SimpleNamespace(
             id=prev_id + 1, at=utcnow(), action=action, result=result, **who,
             target_type=target_type or "", target_id=str(target_id if target_id is not None else ""),
-            details=json.dumps({k: _clean(v) for k, v in details.items()}, ensure_ascii=False, sort_keys=True),
+            details=_DETAILS_JSON.encode({k: _clean(v) for k, v in details.items()}),
             prev_hash=prev_hash)
-        row.hash = _mac(row.prev_hash, canonical_of(row))
+        row.hash = sign(row.prev_hash, canonical_of(row), row.id)
         prev_id, prev_hash = row.id, row.hash
         rows.append(vars(row))
     insert_rows(AuditEntry.__table__, rows, session)  # no ORM objects, bind processors looked up once
@@ -428,6 +439,7 @@ def verify(session=None, batch=5000, checkpoint=True):
     entries checked, first broken entry or None); a broken entry is reported as (id, reason)."""
     session = session or db.session
     prev_hash, prev_id, count, last_id = GENESIS, 0, 0, 0
+    sign = _signer()
     while True:
         rows = session.execute(select(AuditEntry).where(AuditEntry.id > last_id)
                                .order_by(AuditEntry.id).limit(batch)).scalars().all()
@@ -438,7 +450,7 @@ def verify(session=None, batch=5000, checkpoint=True):
                 return count, (entry.id, f"entries {prev_id + 1}..{entry.id - 1} are missing")
             if entry.prev_hash != prev_hash:
                 return count, (entry.id, "does not follow the previous entry")
-            if not hmac.compare_digest(entry.hash, _mac(entry.prev_hash, entry.canonical())):
+            if not hmac.compare_digest(entry.hash, sign(entry.prev_hash, entry.canonical(), entry.id)):
                 return count, (entry.id, "was altered")
             prev_hash, prev_id, count = entry.hash, entry.id, count + 1
         last_id = rows[-1].id

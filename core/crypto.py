@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
 import hmac
 import json
 import os
@@ -127,7 +126,7 @@ def _open(suite: str, key: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> by
 
 def _hmac(suite: str, key: bytes, message: bytes) -> bytes:
     if suite == "aes":
-        return hmac.new(key, message, hashlib.sha256).digest()
+        return hmac.digest(key, message, "sha256")  # one-shot in OpenSSL: hmac.new's object cost more than the MAC
     mac = crypto_hmac.HMAC(key, hashes.SM3())
     mac.update(message)
     return mac.finalize()
@@ -679,10 +678,20 @@ def is_current(value) -> bool:
 def audit_mac(prev_hash: str, canonical: str) -> str:
     """The MAC of one audit entry (core.audit): HMAC under the audit key, with SHA-256 or SM3 as
     the key file says for the entry's id (an instance that changed suite has both in its chain)."""
+    entry_id = json.loads(canonical)["id"] if len(keyring().audit_macs) > 1 else None
+    return audit_signer()(prev_hash, canonical, entry_id)
+
+
+def audit_signer():
+    """``sign(prev_hash, canonical, entry_id) -> hex``: ``audit_mac`` with the keyring read once,
+    for many entries in a row (an import's batch, the chain's verification)."""
     ring = keyring()
-    entry_id = json.loads(canonical)["id"] if len(ring.audit_macs) > 1 else None
-    suite_name = ring.audit_suite(entry_id) if entry_id is not None else ring.audit_macs[0][1]
-    return _hmac(suite_name, ring.audit_key, (prev_hash + "\n" + canonical).encode()).hex()
+    key, marks = ring.audit_key, ring.audit_macs
+    only = marks[0][1] if len(marks) == 1 else None
+
+    def sign(prev_hash, canonical, entry_id):
+        return _hmac(only or ring.audit_suite(entry_id), key, (prev_hash + "\n" + canonical).encode()).hex()
+    return sign
 
 
 def audit_key_mac(message: bytes, suite_name=None) -> str:
