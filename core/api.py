@@ -39,7 +39,8 @@ stored files     write_private_file(path, data) (0600, atomic), remove_files(pat
 charts           bar_chart(ident, title, {label: count}) drawn by the macro bar_chart_svg (macros.html)
 language         pick({"zh_CN": …, "en": …}) → the text in the user's language
 time             to_local(dt), local_now(), local_today(), company_timezone(): KEHU_TIMEZONE;
-                 in templates |local_datetime and |local_date. Store UTC, show local.
+                 local_datetime(dt) is the templates' |local_datetime ("2026-12-01 09:30"; also
+                 |local_date). Store UTC, show local.
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ _EXPORTS = {
     "ownership_rule": ("core.access", None), "role_permissions": ("core.access", None),
     "safe_local_url": ("core.access", None), "is_enabled": ("core.enablement", None),
     # PDF, validation, services
-    "pick": ("core.i18n", None), "to_local": ("core.i18n", None), "local_now": ("core.i18n", None),
+    "pick": ("core.i18n", None), "to_local": ("core.i18n", None), "local_now": ("core.i18n", None), "local_datetime": ("core.i18n", None),
     "local_today": ("core.i18n", None), "PdfError": ("core.pdf", None), "ValidationError": ("core.validation", None),
     "ServiceError": ("core.services", None), "department_by_code": ("core.services", None),
     "deactivate_user": ("core.services", None),

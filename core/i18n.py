@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import current_app, g, has_app_context, has_request_context, session
+from flask import current_app, g, has_request_context, session
 from flask_babel import Babel, get_locale, get_translations, lazy_gettext
 from flask_login import current_user
 from jinja2 import pass_eval_context
@@ -32,9 +32,11 @@ def select_locale():
 def company_timezone():
     """KEHU_TIMEZONE (default Asia/Shanghai): the zone of every time shown, in pages, PDFs,
     exports, file names and the audit log."""
-    if has_app_context():
-        return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
-    return ZoneInfo(os.environ.get("KEHU_TIMEZONE") or "Asia/Shanghai")  # outside a request or command
+    try:
+        name = current_app.config["BABEL_DEFAULT_TIMEZONE"]
+    except RuntimeError:  # outside a request or command
+        name = os.environ.get("KEHU_TIMEZONE") or "Asia/Shanghai"
+    return ZoneInfo(name)  # ZoneInfo keeps each zone it made
 
 
 def to_local(value):
@@ -61,6 +63,8 @@ def local_datetime(value, fmt="%Y-%m-%d %H:%M"):
         return ""
     if not isinstance(value, datetime):
         return value.isoformat()
+    if fmt == "%Y-%m-%d %H:%M":  # a list's every row: isoformat is half the cost of strftime
+        return to_local(value).isoformat(" ", "minutes")[:16]
     return to_local(value).strftime(fmt)
 
 

@@ -21,10 +21,23 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from core.api import User, audit, can, db, deny, hooks, pick, require, safe_local_url, validation
+from core.api import (
+    User,
+    audit,
+    can,
+    db,
+    deny,
+    hooks,
+    local_datetime,
+    pick,
+    require,
+    safe_local_url,
+    validation,
+)
 
 from . import api, consent_rules, quality, search, services
 from .fields import (
@@ -134,6 +147,37 @@ def customers_label(group, key):
 
 
 # --- list ----------------------------------------------------------------------------------------
+
+STATUS_BADGES = {"prospect": "secondary", "active": "success", "lost": "dark"}  # Bootstrap's text-bg-*
+
+
+def _row_cells(rows, detail_prefix):
+    """The list's own cells of each row as HTML, {customer id: Markup}. Written here rather than
+    in the template, where 50 rows of 20 autoescaped outputs each cost a tenth of the page.
+    Whatever comes from a customer goes through escape(); the rest is ours (ids, labels)."""
+    select_, type_, owner_, score_, updated_ = (escape(text) for text in (
+        _("Select"), _("Type"), _("Owner"), _("Completeness score"), _("Updated")))
+    kinds = {key: escape(customers_label("kind", key)) for key in CUSTOMER_KINDS}
+    statuses = {key: escape(customers_label("status", key)) for key in STATUSES}
+    prefix = escape(detail_prefix)
+    cells = {}
+    for row in rows:
+        cid, number = int(row.id), escape(row.number)
+        phone = f'<span class="masked">{escape(row.masked_phone)}</span>' if row.masked_phone else ""
+        cells[cid] = Markup(  # noqa: S704 -- each customer value is escaped; ids and scores are ints
+            f'<td class="col-select"><input class="form-check-input row-select" type="checkbox" name="selected" value="{cid}"\n'
+            f'        id="select-{cid}" aria-label="{select_} {number}"></td>\n'
+            f'    <td class="col-number"><a href="{prefix}{cid}">{number}</a></td>\n'
+            f'    <td class="col-name"><bdi>{escape(row.display_name or "")}</bdi></td>\n'
+            f'    <td class="col-low" data-label="{type_}">{kinds.get(row.kind, "")}</td>\n'
+            f'    <td class="col-status"><span class="badge text-bg-{STATUS_BADGES.get(row.status, "")}">'
+            f'{statuses.get(row.status, "")}</span></td>\n'
+            f'    <td class="col-phone">{phone}</td>\n'
+            f'    <td class="col-low" data-label="{owner_}"><bdi>{escape(row.owner)}</bdi></td>\n'
+            f'    <td class="col-low" data-label="{score_}">{int(row.completeness)}%</td>\n'
+            f'    <td class="col-low" data-label="{updated_}">{escape(local_datetime(row.updated_at))}</td>')
+    return cells
+
 
 def _owner_choices(actor, staff):
     if actor.role == "head":
@@ -335,7 +379,7 @@ def index():
         can_share=can(actor, "customers.share"),
         reassign_owners=staff,
         share_users=services.share_colleagues(actor, staff or None) if can(actor, "customers.share") else [],
-        search_limit=search_limit, detail_prefix=list_path)
+        search_limit=search_limit, cells=_row_cells(rows, list_path))
     if q and search_limit is None:
         # after rendering, as the customer page: the page leaves only once its entry is committed,
         # and the commit does not expire what the page still had to read

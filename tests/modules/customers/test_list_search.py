@@ -304,6 +304,21 @@ def test_list_rows_read_as_plain_columns_show_what_the_customer_shows(app, signe
     assert sorted(links) == sorted(pages_.values())
 
 
+def test_the_lists_own_cells_escape_what_comes_from_the_customer(app, signed_in, make_customer):
+    """The rows' own cells are written in Python (views._row_cells), not by the autoescaping
+    template: a name, number, owner and phone are escaped there, the time is the company's."""
+    from core import i18n
+    wanted = make_customer("sales1", name='<i>何"某\'&</i>', phone="13800138000")
+    html = signed_in("sales1").get("/customers/").get_data(as_text=True)
+    row = re.search(rf'<tr id="customer-{wanted}">(.*?)</tr>', html, re.S).group(1)
+    assert "<bdi>&lt;i&gt;何&#34;某&#39;&amp;&lt;/i&gt;</bdi>" in row and "<i>" not in row
+    with app.app_context():
+        c = db.session.get(Customer, wanted)
+        number, updated = c.number, i18n.local_datetime(c.updated_at)
+    assert f'aria-label="选择 {number}"' in row and f'>{number}</a>' in row
+    assert f'data-label="更新时间">{updated}</td>' in row and '<span class="masked">138****8000</span>' in row
+
+
 def test_an_exact_search_loads_no_customer_object_and_audits_after_rendering(app, signed_in, make_customer):
     """An exact search needs no decryption to match: its page selects ids, then the shown columns
     (list_rows); only a partial search loads Customer objects (with their data keys) to confirm.
