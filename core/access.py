@@ -292,10 +292,12 @@ def safe_local_url(target, default):
     return target
 
 
-def get_or_404(model, ident, actor=None):
-    """Load one row inside the actor's remit, or answer 404 whether it exists or not."""
+def get_or_404(model, ident, actor=None, options=()):
+    """Load one row inside the actor's remit, or answer 404 whether it exists or not. ``options``:
+    loader options for what the page shows of it (e.g. ``joinedload(Customer.owner)``)."""
     actor = actor or current_user
-    row = db.session.execute(scoped(select(model), actor).where(model.id == ident)).scalar_one_or_none()
+    stmt = scoped(select(model), actor).where(model.id == ident).options(*options)
+    row = db.session.execute(stmt).scalar_one_or_none()
     if row is None:
         deny_row(model, ident)
     return row

@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
 
 from core.api import db, get_or_404, ownership_rule, pick, scoped
 
@@ -26,8 +27,9 @@ def scoped_customers(actor):
 
 
 def get_customer(customer_id, actor=None):
-    """The customer if it is within the actor's remit, else 404 (as if it did not exist)."""
-    return get_or_404(Customer, customer_id, actor)
+    """The customer if it is within the actor's remit, else 404 (as if it did not exist). Its
+    owner comes in the same statement: every page of a customer names them."""
+    return get_or_404(Customer, customer_id, actor, options=(joinedload(Customer.owner),))
 
 
 def transaction_totals(customer_ids, since: date | None = None, kind="transaction"):

@@ -548,6 +548,24 @@ def test_detail_page_reads_nothing_after_committing_its_audit_entry(app, signed_
     assert client.get("/login").headers.get("Cache-Control") != "no-store"  # signed out
 
 
+def test_a_heads_customer_page_reads_the_owner_with_the_customer(app, signed_in, make_customer):
+    """The page names the owner: loaded in the customer's own statement (api.get_customer), not
+    by a second one from the template (no user is read by id: the head's own account by its
+    session token, the department's staff by department)."""
+    customer_id = make_customer("sales1", name="王五", phone=PHONE)
+    client = signed_in("head1")
+    with captured_statements(app) as captured:
+        html = client.get(f"/customers/{customer_id}").get_data(as_text=True)
+    users = [s for s, _p in captured if s.lstrip().upper().startswith("SELECT")
+             and "from core_user" in s.lower() and "core_user.id = " in s]
+    assert users == []
+    owner = next(s for s, _p in captured if "FROM customers_customer" in s and "core_user" in s)
+    assert "customers_customer.id = ?" in owner.split("WHERE")[-1]
+    with app.app_context():
+        sales1 = db.session.execute(select(User).where(User.username == "sales1")).scalar_one()
+        assert f"<bdi>{sales1}</bdi>" in html
+
+
 def test_detail_masks_sensitive_fields(signed_in, make_customer):
     customer_id = make_customer("sales1", name="测试甲𠮷", phone=PHONE, id_number=ID_1,
                                 bank_account="6222021234567890123", home_address="北京市朝阳区建国路1号",
