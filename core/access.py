@@ -13,7 +13,7 @@ from flask import abort, current_app, g, has_request_context, request
 from flask_login import current_user
 from flask_principal import Identity, Need, Principal, RoleNeed, UserNeed, identity_loaded
 from flask_principal import Permission as PrincipalPermission
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, bindparam, false, literal, or_, select, union_all
 
 from core.db import db
 from core.models import ROLES, RoleGrant
@@ -61,11 +61,23 @@ def granted_permissions(user):
         return frozenset()
     cache = g.setdefault("kehu_grants", {})
     if user.id not in cache:
-        installed = installed_modules()
-        names = db.session.execute(select(RoleGrant.permission).where(RoleGrant.role == user.role)).scalars()
+        rows = db.session.execute(_grants_and_modules(), {"role": user.role}).all()
+        if "kehu_installed" not in g:
+            g.kehu_installed = frozenset(["core"]) | frozenset(name for kind, name in rows if kind == "module")
+        installed = g.kehu_installed
+        names = [name for kind, name in rows if kind == "grant"]
         held = frozenset(n for n in names if n.split(".", 1)[0] in installed and grantable(user.role, n))
         cache[user.id] = held - _withheld(user) if held else held
     return cache[user.id]
+
+
+@functools.cache
+def _grants_and_modules():
+    """The installed modules and a role's grants in one round trip, as (kind, name) rows: every
+    signed-in request needs both. Built once per process."""
+    from core.models import ModuleState
+    return union_all(select(literal("module"), ModuleState.name),
+                     select(literal("grant"), RoleGrant.permission).where(RoleGrant.role == bindparam("role")))
 
 
 def _unproxied(user):

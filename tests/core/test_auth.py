@@ -340,3 +340,6 @@ def test_a_signed_in_page_reads_the_user_and_their_department_in_one_statement(a
     users = [s for s in statements if "from core_user" in s]
     assert len(users) == 1 and "join core_department" in users[0]
     assert not [s for s in statements if s.lstrip().startswith("select core_department.")]
+    # the installed modules and the role's grants come in one statement too
+    grants = [s for s in statements if "from core_role_grant" in s or "from core_module_state" in s]
+    assert len(grants) == 1 and "from core_role_grant" in grants[0] and "from core_module_state" in grants[0]
