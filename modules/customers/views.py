@@ -315,7 +315,9 @@ def index():
             pager["next"] = {"after": next_after}
         if args.get("after"):
             pager["first"] = {}
-        if not candidates:
+        if not candidates and next_after is None and not args.get("after"):
+            total = len(ids)  # every match is on this one page: nothing left to count
+        elif not candidates:
             from sqlalchemy import or_
             total, capped = services.count_capped([b.where(or_(*sure)) for b in branches])
     elif builtin_sort or sort is not None:  # a sorted list: bounded OFFSET paging
@@ -337,7 +339,8 @@ def index():
         if page > 1:
             pager["prev"] = {"page": page - 1}
         rows = services.list_rows(list(dict.fromkeys(ids[:size])))
-        total, capped = services.count_capped(branches)
+        # the whole remit on the first page: its rows are the count
+        total, capped = (len(rows), False) if page == 1 and len(ids) <= size else services.count_capped(branches)
     else:  # the default list: keyset paging by id, newest first, no OFFSET
         ids, has_prev, has_next = services.keyset_page(
             branches, size, after=args.get("after", type=int), before=args.get("before", type=int))
@@ -346,7 +349,8 @@ def index():
         if ids and has_prev:
             pager["prev"] = {"before": ids[0]}
         rows = services.list_rows(ids)
-        total, capped = services.count_capped(branches)
+        # the whole remit on one page: its rows are the count
+        total, capped = (len(ids), False) if not (has_prev or has_next) else services.count_capped(branches)
     values = {c.key: c.values(rows) or {} for c in columns}
     base_args = {k: v for k, v in args.to_dict().items() if k not in ("after", "before", "page")}
     if not (builtin_sort or sort):  # an unknown sort (e.g. of a module disabled here) is dropped

@@ -213,7 +213,7 @@ def test_list_counts_and_caps_the_count(app, signed_in, make_customer, monkeypat
     html = client.get("/customers/").get_data(as_text=True)
     assert re.search(r'id="customer-count"[^>]*>\s*共 3 位客户', html)
     monkeypatch.setattr(services, "COUNT_CAP", 2)
-    html = client.get("/customers/").get_data(as_text=True)
+    html = client.get("/customers/?size=1").get_data(as_text=True)  # more than a page: counted, capped
     assert re.search(r'id="customer-count"[^>]*>\s*超过 2 位客户', html)
 
 
@@ -348,9 +348,10 @@ def test_a_salespersons_page_and_count_read_one_index_in_order(app, signed_in, m
     """Own customers of the own department, newest first: (owner_id, department_id, id) gives the
     page and the capped count in order, so both stop early however many customers there are."""
     make_customer("sales1", name="甲")
+    make_customer("sales1", name="乙")
     client = signed_in("sales1")
-    with captured_statements(app) as captured:
-        assert client.get("/customers/").status_code == 200
+    with captured_statements(app) as captured:  # two pages of one: the total must be counted
+        assert "共 2 位客户" in client.get("/customers/?size=1").get_data(as_text=True)
     mine = [(s, p) for s, p in captured if "from customers_customer" in s.lower()
             and re.search(r"owner_id = (\?|%\(owner_id_\d+\)s)", s)]
     count = [(s, p) for s, p in mine if s.lower().startswith("select count(")]
@@ -363,6 +364,21 @@ def test_a_salespersons_page_and_count_read_one_index_in_order(app, signed_in, m
             # the ids walked in order from the index alone (the page's 51 rows are then sorted)
             assert "COVERING INDEX ix_customers_customer_owner_id_department_id_id (owner_id=? AND department_id=?)" \
                 in plan, plan
+
+
+def test_a_list_or_search_on_one_page_counts_its_rows_instead_of_the_remit(app, signed_in, make_customer):
+    """When the first page holds every match, its rows are the total: no count statement (a phone
+    search finds one customer; a small remit fits one page). A longer remit is still counted."""
+    wanted = make_customer("sales1", name="赵七", phone="13800138000")
+    make_customer("sales1", name="钱八", phone="13900139000")
+    client = signed_in("sales1")
+    for query, total in (("", 2), ("?q=13800138000", 1), ("?sort=company&dir=asc", 2), ("?size=1", 2)):
+        with captured_statements(app) as captured:
+            html = client.get(f"/customers/{query}").get_data(as_text=True)
+        counts = [s for s, _p in captured if s.lower().startswith("select count(")]
+        assert f"共 {total} 位客户" in html, query
+        assert len(counts) == (1 if query == "?size=1" else 0), (query, counts)
+    assert listed(client.get("/customers/?q=13800138000").get_data(as_text=True)) == [wanted]
 
 
 def test_bulk_reassign_by_the_head_audited_per_customer(app, signed_in, make_customer):
