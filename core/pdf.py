@@ -470,14 +470,15 @@ def prewarm(app) -> None:
     """Warm the renderer now, in the background, in a server process that has just started
     (gunicorn's post_worker_init, `kehu run`), so that the first PDF asked for after a restart
     finds WeasyPrint, the fonts and the warm-up render ready; ``check()``'s warnings are logged
-    first (with PDF_PREWARM off, only they). Nothing for an app that is not kehu's (the bench's
-    bare baseline shares gunicorn.conf.py)."""
+    first, at once (with PDF_PREWARM off, only they). Nothing for an app that is not kehu's (the
+    bench's bare baseline shares gunicorn.conf.py)."""
     if _EXTENSION not in getattr(app, "extensions", {}):
         return
+    # before the worker serves: WeasyPrint is imported here (a second), not by the warm-up thread
+    # while the first PDF waits for it
+    _log_checks(app.logger)
     if app.config.get("PDF_PREWARM", True):
         _prewarm_in_background(app.logger)
-    else:
-        _log_checks(app.logger)  # the warnings still belong to a server's start
 
 
 def _prewarm_in_background(logger=None) -> None:
