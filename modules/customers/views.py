@@ -151,6 +151,18 @@ def customers_label(group, key):
 STATUS_BADGES = {"prospect": "secondary", "active": "success", "lost": "dark"}  # Bootstrap's text-bg-*
 
 
+@bp.app_template_global("customers_status_badge")
+def status_badge(status):
+    """Bootstrap's ``text-bg-*`` colour of a status badge (the list and the customer page)."""
+    return STATUS_BADGES.get(status, "")
+
+
+def _total(branches, shown, whole):
+    """(count, capped) of the list: the rows shown when they are ``whole`` (every match is on this
+    first page), else the capped count of the branches."""
+    return (len(shown), False) if whole else services.count_capped(branches)
+
+
 def _row_cells(rows, detail_prefix):
     """The list's own cells of each row as HTML, {customer id: Markup}. Written here rather than
     in the template, where 50 rows of 20 autoescaped outputs each cost a tenth of the page.
@@ -170,7 +182,7 @@ def _row_cells(rows, detail_prefix):
             f'    <td class="col-number"><a href="{prefix}{cid}">{number}</a></td>\n'
             f'    <td class="col-name"><bdi>{escape(row.display_name or "")}</bdi></td>\n'
             f'    <td class="col-low" data-label="{type_}">{kinds.get(row.kind, "")}</td>\n'
-            f'    <td class="col-status"><span class="badge text-bg-{STATUS_BADGES.get(row.status, "")}">'
+            f'    <td class="col-status"><span class="badge text-bg-{status_badge(row.status)}">'
             f'{statuses.get(row.status, "")}</span></td>\n'
             f'    <td class="col-phone">{phone}</td>\n'
             f'    <td class="col-low" data-label="{owner_}"><bdi>{escape(row.owner)}</bdi></td>\n'
@@ -315,11 +327,10 @@ def index():
             pager["next"] = {"after": next_after}
         if args.get("after"):
             pager["first"] = {}
-        if not candidates and next_after is None and not args.get("after"):
-            total = len(ids)  # every match is on this one page: nothing left to count
-        elif not candidates:
+        if not candidates:
             from sqlalchemy import or_
-            total, capped = services.count_capped([b.where(or_(*sure)) for b in branches])
+            total, capped = _total([b.where(or_(*sure)) for b in branches], ids,
+                                   next_after is None and not args.get("after"))
     elif builtin_sort or sort is not None:  # a sorted list: bounded OFFSET paging
         page = min(max(args.get("page", type=int) or 1, 1), MAX_SORTED_PAGE)
         stmt = api.scoped_customers(actor).where(*conditions)
@@ -339,8 +350,7 @@ def index():
         if page > 1:
             pager["prev"] = {"page": page - 1}
         rows = services.list_rows(list(dict.fromkeys(ids[:size])))
-        # the whole remit on the first page: its rows are the count
-        total, capped = (len(rows), False) if page == 1 and len(ids) <= size else services.count_capped(branches)
+        total, capped = _total(branches, rows, page == 1 and len(ids) <= size)
     else:  # the default list: keyset paging by id, newest first, no OFFSET
         ids, has_prev, has_next = services.keyset_page(
             branches, size, after=args.get("after", type=int), before=args.get("before", type=int))
@@ -349,8 +359,7 @@ def index():
         if ids and has_prev:
             pager["prev"] = {"before": ids[0]}
         rows = services.list_rows(ids)
-        # the whole remit on one page: its rows are the count
-        total, capped = (len(ids), False) if not (has_prev or has_next) else services.count_capped(branches)
+        total, capped = _total(branches, ids, not (has_prev or has_next))
     values = {c.key: c.values(rows) or {} for c in columns}
     base_args = {k: v for k, v in args.to_dict().items() if k not in ("after", "before", "page")}
     if not (builtin_sort or sort):  # an unknown sort (e.g. of a module disabled here) is dropped
