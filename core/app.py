@@ -91,6 +91,9 @@ def _defaults(app):
         SESSION_COOKIE_NAME="kehu_session",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),  # absolute lifetime
         SESSION_IDLE_MINUTES=30,
+        # the cookie is signed and sent again when the session changes (sign-in, the activity mark
+        # of _session_timeouts at most once a minute), not on every response
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=8 * 3600,  # long complaint forms must not expire under the user
         BOOTSTRAP_SERVE_LOCAL=True,  # users may be offline: no CDN
@@ -192,14 +195,20 @@ def _write_intent():
         write_lock()
 
 
+SEEN_EVERY = 60  # seconds: how often an active session's activity mark is rewritten
+
+
 def _session_timeouts():
-    """Idle timeout and absolute lifetime of a sign-in (the cookie is re-signed on each request,
-    so its own expiry would never come for an active user)."""
+    """Idle timeout and absolute lifetime of a sign-in (the cookie is re-signed with the activity
+    mark, so its own expiry would never come for an active user). The mark is rewritten at most
+    every SEEN_EVERY seconds: an unchanged session is neither signed nor sent again (a tenth of a
+    light page's work), and the idle timeout counts from up to a minute before the last request."""
     from datetime import datetime
 
     from flask import current_app
     from flask_login import logout_user
-    session.permanent = True
+    if not session.permanent:  # setting it marks the session changed
+        session.permanent = True
     if not current_user.is_authenticated:
         return
     now = datetime.now(UTC).timestamp()
@@ -209,7 +218,8 @@ def _session_timeouts():
         logout_user()
         session.clear()
         return
-    session["seen"] = now
+    if now - session.get("seen", 0) >= SEEN_EVERY:
+        session["seen"] = now
 
 
 def _security_headers(response):

@@ -328,6 +328,26 @@ def test_an_idle_session_ends_and_the_lifetime_is_bounded(world):
     assert client.get("/").status_code == 302
 
 
+def _session_cookies(response):
+    return [c for c in response.headers.getlist("Set-Cookie") if c.startswith(COOKIE + "=")]
+
+
+def test_an_active_session_is_signed_again_once_a_minute_not_on_every_page(world):
+    from core.app import SEEN_EVERY
+    client = world.app.test_client()
+    sign_in(client, "a2")
+    client.get("/")  # the page after signing in (it takes the flashed greeting out of the session)
+    response = client.get("/")
+    assert response.status_code == 200 and not _session_cookies(response)
+    with client.session_transaction() as session:
+        session["seen"] -= SEEN_EVERY + 1  # the last mark a minute old
+        stale = session["seen"]
+    response = client.get("/")
+    assert response.status_code == 200 and _session_cookies(response)
+    with client.session_transaction() as session:
+        assert session["seen"] > stale + SEEN_EVERY
+
+
 def _clock(monkeypatch):
     """Shift the clock of the session cookie's signature (itsdangerous) by ``hours``."""
     import time
