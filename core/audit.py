@@ -185,8 +185,10 @@ for _dialect, _stmts in _NO_CHANGE.items():
 
 def _clean(value):
     """Encode control characters and cut long values so one action stays one readable entry."""
+    if isinstance(value, str) and len(value) <= MAX_DETAIL and value.isprintable():
+        return value  # nearly every value: an import's batch cleans tens of thousands
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value][:200]
+        return [_clean(v) for v in value[:200]]
     if isinstance(value, (int, float, bool)) or value is None:
         return value
     value = str(value)
