@@ -155,6 +155,26 @@ def test_a_row_the_helper_process_cleaned_reports_its_errors_and_nothing_is_stor
         assert db.session.scalar(select(func.count()).select_from(Customer)) == 0
 
 
+def test_the_helper_process_checks_consent_and_the_register_as_the_command_does(app, people, monkeypatch):
+    """The helper's chunks also give each row's consent problem and its register look-up keys
+    (blind indexes): a missing separate consent and a customer already on the register are
+    reported for the rows it checked as for the command's own."""
+    monkeypatch.setattr(cio, "CLEAN_CHUNK", 10)  # rows 12-21 of the file are the helper's chunk
+    with app.app_context():
+        existing = make_customer("sales1", name="张三", phone="13800138000")
+        rows = _rows(30)
+        rows[3][3] = ID_1  # file row 5, the command's chunk: an ID number, no consent confirmed
+        rows[13][3] = ID_2  # file row 15, the helper's
+        rows[4][1:3] = ["张三", "13800138000"]  # file row 6, the command's: on the register already
+        rows[16][1:3] = ["张三", "138 0013 8000"]  # file row 18, the helper's
+        result = cio.import_customers(user("head1"), csv_bytes(rows), "x.csv", helper_process=True)
+        assert not result.ok and result.created == 0
+        assert [(e.row, e.column) for e in result.errors if existing.number not in e.message] == [
+            (5, "身份证号"), (15, "身份证号"), (18, "手机")]  # row 18 is also row 6's phone
+        assert {e.row for e in result.errors if existing.number in e.message} == {6, 18}
+        assert db.session.scalar(select(func.count()).select_from(Customer)) == 1
+
+
 def test_batched_audit_entries_are_as_tamper_evident_as_single_ones(app, people):
     with app.app_context():
         cio.import_customers(user("head1"), csv_bytes(_rows(5)), "x.csv")
