@@ -461,39 +461,15 @@ def _import_consent(clean, channel, memo):
 CLEAN_CHUNK = 500  # rows cleaned together (half of the chunks in a helper process when allowed)
 
 
-def _clean_chunk(job):
-    """Everything the check of a row needs that is pure (no database), for ``job`` = (consent
-    channel, [(kind, data, partial)]): for each row (clean data, the cleaner's errors as text
-    [(field, message)], the consent problem of a new row (see ``_consent_problems``; None for an
-    update, whose customer's consents the caller reads), the register look-up keys
-    (``_suspect_keys``)). A command shares the chunks with a helper process."""
+def _clean_chunk(chunk):
+    """``services.clean_customer_data`` of each (kind, data, partial), with the errors as text
+    [(field, message)]. Pure, no database: a command shares the chunks with a helper process."""
     from . import services
-    channel, chunk = job
-    sealer, memo, out = crypto.BulkSealer(), {}, []  # the keyring read and the consents built once a chunk
+    out = []
     for kind, data, partial in chunk:
         clean, errors = services.clean_customer_data(kind, data, partial=partial)
-        errors = _error_list(errors)
-        if errors:
-            out.append((clean, errors, None, ()))
-            continue
-        problems = None if partial else _consent_problems(clean, channel, memo)
-        out.append((clean, errors, problems, _suspect_keys(clean, sealer)))
+        out.append((clean, _error_list(errors)))
     return out
-
-
-def _consent_problems(clean, channel, memo, *, sensitive_consent=False):
-    """[(field, message)]: why a row cannot be imported for want of consent (at most one problem).
-    ``sensitive_consent``: the customer updated has a separate consent on record already."""
-    from . import services
-    sensitive = [] if sensitive_consent else [n for n in SENSITIVE_FIELDS if clean.get(n)]
-    if sensitive and not channel:
-        return [(sensitive[0], _(
-            "ID numbers and bank accounts need the customer's separate consent: confirm that "
-            "it was collected (and how) to import this row."))]
-    if missing := services.collection_consent_errors(clean, (), _import_consent(clean, channel, memo)):
-        name = next(n for n in missing if not n.startswith("consent_"))
-        return [(name, str(missing[name]))]
-    return []
 
 
 def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=None, matched=None,
@@ -560,20 +536,24 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
                 owner = None  # unchanged
             to_clean.append((row, kind, target, data, owner))
     chunks = [to_clean[k:k + CLEAN_CHUNK] for k in range(0, len(to_clean), CLEAN_CHUNK)]
-    verdicts = map_ahead(_clean_chunk, [(consent_channel, [(kind, data, target is not None)
-                                                           for _row, kind, target, data, _owner in chunk])
+    verdicts = map_ahead(_clean_chunk, [[(kind, data, target is not None) for _row, kind, target, data, _owner in chunk]
                                         for chunk in chunks], helper=helper_process, share=True)
-    suspect_keys = []  # per row of ``cleaned``
     for chunk, chunk_verdicts in zip(chunks, verdicts, strict=True):
-        for (row, kind, target, data, owner), (clean, clean_errors, problems, keys) in zip(
-                chunk, chunk_verdicts, strict=True):
+        for (row, kind, target, data, owner), (clean, clean_errors) in zip(chunk, chunk_verdicts, strict=True):
             row_errors = errors[row]
             row_errors += [RowError(row, _error_column(n), m) for n, m in clean_errors]
             if not clean_errors:
-                if target is not None:  # an update: the customer's own consents count
-                    problems = _consent_problems(clean, consent_channel, consents, sensitive_consent=any(
-                        clean.get(n) for n in SENSITIVE_FIELDS) and services.has_sensitive_consent(target))
-                row_errors += [RowError(row, _error_column(n), m) for n, m in problems]
+                sensitive = [n for n in SENSITIVE_FIELDS if clean.get(n)]
+                if target is not None and sensitive and services.has_sensitive_consent(target):
+                    sensitive = []  # the customer's separate consent is on record already
+                if sensitive and not consent_channel:
+                    row_errors.append(RowError(row, _error_column(sensitive[0]), _(
+                        "ID numbers and bank accounts need the customer's separate consent: confirm that "
+                        "it was collected (and how) to import this row.")))
+                elif missing := services.collection_consent_errors(
+                        clean, (), _import_consent(clean, consent_channel, consents)):
+                    name = next(n for n in missing if not n.startswith("consent_"))
+                    row_errors.append(RowError(row, _error_column(name), str(missing[name])))
                 for domain, value, label in _duplicate_keys(clean):
                     first = in_file.setdefault((domain, value), row)
                     if first != row:
@@ -581,10 +561,10 @@ def check_rows(actor, rows, *, consent_channel=None, progress=None, elsewhere=No
                             "Same %(what)s as row %(other)d of this file.", what=pick_label(label),
                             other=first)))
                 cleaned.append((row, kind, data if target is not None else clean, owner))
-                suspect_keys.append(keys)
             if progress is not None:
                 progress(1)
-    suspects = _register_suspects(suspect_keys)
+    suspects = _register_suspects([services.clean_customer_data(kind, clean, partial=True)[0]
+                                   if row in matched else clean for row, kind, clean, _owner in cleaned])
     for index, (row, kind, clean, _owner) in enumerate(cleaned):
         if index in suspects:
             target = matched.get(row, (None, None))[0]
@@ -609,31 +589,24 @@ def _lookup_keys(clean):
             "credit_code": clean.get("credit_code"), "name": clean.get("name") or clean.get("company_name")}
 
 
-def _suspect_keys(clean, sealer):
-    """What a row is looked up by in the register, as (column, value) pairs: the blind indexes of
-    its phone numbers and ID number (one digest per index key during a rotation), its credit code
-    and its name (quality.find_duplicates matches on the same)."""
-    keys, out = _lookup_keys(clean), []
-    if keys["phone"]:
-        out += [("phone", d) for d in sealer.blind_index_candidates(FIELDS["phone"].search_domain, keys["phone"])]
-    if keys["id_number"]:
-        out += [("id_number", d) for d in sealer.blind_index_candidates(FIELDS["id_number"].search_domain,
-                                                                        keys["id_number"])]
-    if keys["credit_code"]:
-        out.append(("credit_code", keys["credit_code"]))
-    if keys["name"]:
-        out.append(("company_name", keys["name"]))
-    return out
-
-
-def _register_suspects(keys_per_row, chunk=500):
-    """Indexes of the rows that may match a customer of the register (``keys_per_row``: each
-    row's ``_suspect_keys``): a few IN queries over the blind indexes for the whole file, so that
-    only these rows need quality.find_duplicates."""
+def _register_suspects(cleans, chunk=500):
+    """Indexes of the rows that may match a customer of the register: a few IN queries over the
+    blind indexes for the whole file, so that only these rows need quality.find_duplicates."""
+    from core.api import crypto
+    sealer = crypto.BulkSealer()  # the keyring read once for the check, not once per digest
     wanted = {}  # (column, value) -> [row index]
-    for index, keys in enumerate(keys_per_row):
-        for key in keys:
-            wanted.setdefault(key, []).append(index)
+    for index, clean in enumerate(cleans):
+        keys = _lookup_keys(clean)
+        if keys["phone"]:
+            for digest in sealer.blind_index_candidates(FIELDS["phone"].search_domain, keys["phone"]):
+                wanted.setdefault(("phone", digest), []).append(index)
+        if keys["id_number"]:
+            for digest in sealer.blind_index_candidates(FIELDS["id_number"].search_domain, keys["id_number"]):
+                wanted.setdefault(("id_number", digest), []).append(index)
+        if keys["credit_code"]:
+            wanted.setdefault(("credit_code", keys["credit_code"]), []).append(index)
+        if keys["name"]:
+            wanted.setdefault(("company_name", keys["name"]), []).append(index)
     columns = {"phone": (Customer.phone_bidx, Customer.phone2_bidx), "id_number": (Customer.id_number_bidx,),
                "credit_code": (Customer.credit_code,), "company_name": (Customer.company_name,)}
     suspects = set()

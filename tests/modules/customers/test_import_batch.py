@@ -156,9 +156,8 @@ def test_a_row_the_helper_process_cleaned_reports_its_errors_and_nothing_is_stor
 
 
 def test_the_helper_process_checks_consent_and_the_register_as_the_command_does(app, people, monkeypatch):
-    """The helper's chunks also give each row's consent problem and its register look-up keys
-    (blind indexes): a missing separate consent and a customer already on the register are
-    reported for the rows it checked as for the command's own."""
+    """A missing separate consent and a customer already on the register are reported for the
+    rows cleaned in the helper process as for the command's own (file order, row numbers)."""
     monkeypatch.setattr(cio, "CLEAN_CHUNK", 10)  # rows 12-21 of the file are the helper's chunk
     with app.app_context():
         existing = make_customer("sales1", name="张三", phone="13800138000")
