@@ -361,9 +361,15 @@ def assignable_owners(actor):
 
 def department_staff(department_id):
     """The department's active heads, sales and service staff, by name."""
-    return db.session.scalars(select(User).where(
-        User.department_id == department_id, User.active.is_(True), User.role.in_(STAFF_ROLES))
-        .order_by(User.display_name, User.username)).all()
+    return db.session.scalars(_department_staff(), {"department": department_id}).all()
+
+
+@functools.cache
+def _department_staff():
+    # built once per process: the list and the customer page ask on every request, and building
+    # the select and its cache key cost more than running it
+    return (select(User).where(User.department_id == bindparam("department"), User.active.is_(True),
+                               User.role.in_(STAFF_ROLES)).order_by(User.display_name, User.username))
 
 
 def _resolve_owner(actor, owner, errors):
@@ -1179,8 +1185,12 @@ LIST_SORTS = ("number", "company", "status", "owner", "completeness", "created",
 
 
 def has_shares(actor):
-    return _is_user(actor) and db.session.scalar(
-        select(Share.id).where(Share.user_id == actor.id).limit(1)) is not None
+    return _is_user(actor) and db.session.scalar(_a_share_of(), {"user": actor.id}) is not None
+
+
+@functools.cache
+def _a_share_of():  # built once per process, as _department_staff
+    return select(Share.id).where(Share.user_id == bindparam("user")).limit(1)
 
 
 def remit_branches(actor, conditions=(), owner=""):
@@ -1196,13 +1206,11 @@ def remit_branches(actor, conditions=(), owner=""):
     if not _is_user(actor) or actor.role not in ("sales", "service"):
         return [base]
     own = base.where(Customer.owner_id == actor.id)
+    if owner == "me" or (owner != "shared" and not has_shares(actor)):
+        return [own]
     shared = base.where(Customer.owner_id != actor.id, Customer.id.in_(
         select(Share.customer_id).where(Share.user_id == actor.id)))
-    if owner == "me":
-        return [own]
-    if owner == "shared":
-        return [shared]
-    return [own, shared] if has_shares(actor) else [own]
+    return [shared] if owner == "shared" else [own, shared]
 
 
 def _id_of(first):
