@@ -201,8 +201,8 @@ SEEN_EVERY = 60  # seconds: how often an active session's activity mark is rewri
 def _session_timeouts():
     """Idle timeout and absolute lifetime of a sign-in (the cookie is re-signed with the activity
     mark, so its own expiry would never come for an active user). The mark is rewritten at most
-    every SEEN_EVERY seconds: an unchanged session is neither signed nor sent again (a tenth of a
-    light page's work), and the idle timeout counts from up to a minute before the last request."""
+    every SEEN_EVERY seconds: an unchanged session is neither signed nor sent again (5 % of a list
+    page's instructions), and the idle timeout counts from up to a minute before the last request."""
     from datetime import datetime
 
     from flask import current_app
