@@ -1201,15 +1201,14 @@ def remit_branches(actor, conditions=(), owner=""):
     the own and the shared customers are two selects (each walks its index in id order) that
     `merged_rows` merges; the shared one is left out when the actor has no shares. ``owner``:
     "me" or "shared" keeps one branch."""
-    from .api import scoped_customers
+    from .api import _shared_with, scoped_customers
     base = scoped_customers(actor).where(*conditions)
     if not _is_user(actor) or actor.role not in ("sales", "service"):
         return [base]
     own = base.where(Customer.owner_id == actor.id)
     if owner == "me" or (owner != "shared" and not has_shares(actor)):
         return [own]
-    shared = base.where(Customer.owner_id != actor.id, Customer.id.in_(
-        select(Share.customer_id).where(Share.user_id == actor.id)))
+    shared = base.where(Customer.owner_id != actor.id, _shared_with(actor))
     return [shared] if owner == "shared" else [own, shared]
 
 
