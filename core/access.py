@@ -269,10 +269,16 @@ def add_record_rule(app, model, rule):
     app.extensions["kehu.record_rules"][model] = rule
 
 
+def record_rule(model):
+    """The rule registered for ``model``, or None: what a module keys selects it builds once per
+    process by (a rule replaced, e.g. in a test, must not find the old ones)."""
+    return current_app.extensions["kehu.record_rules"].get(model)
+
+
 def scoped(stmt, actor, model=None):
     """Filter a select to the rows the actor may touch. A model without a rule shows nothing."""
     model = model or stmt.column_descriptions[0]["entity"]
-    rule = current_app.extensions["kehu.record_rules"].get(model)
+    rule = record_rule(model)
     if rule is None or actor is None or not actor.is_authenticated:
         return stmt.where(false())
     return stmt.where(rule(actor))
@@ -280,7 +286,9 @@ def scoped(stmt, actor, model=None):
 
 def ownership_rule(owner_col, department_col, shared=None):
     """The standard remit: heads see their department; sales and service staff their own rows and
-    those shared with them (``shared(actor)`` gives that expression); other roles see none."""
+    those shared with them (``shared(actor)`` gives that expression); other roles see none. The
+    actor's id and department are used only inside SQL, so they may be bound parameters (the
+    customer list builds its selects once per role that way)."""
     def rule(actor):
         if actor.role == "head" and actor.department_id is not None:
             return department_col == actor.department_id

@@ -17,11 +17,23 @@ from decimal import Decimal, InvalidOperation
 from flask import has_request_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, or_, select, update
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.api import Department, User, audit, can, crypto, db, module_setting, next_number, utcnow, validation
+from core.api import (
+    Department,
+    User,
+    audit,
+    can,
+    crypto,
+    db,
+    module_setting,
+    next_number,
+    record_rule,
+    utcnow,
+    validation,
+)
 
 from .api import TimelineEvent
 from .fields import (
@@ -1193,23 +1205,80 @@ def _a_share_of():  # built once per process, as _department_staff
     return select(Share.id).where(Share.user_id == bindparam("user")).limit(1)
 
 
-def remit_branches(actor, conditions=(), owner=""):
-    """The actor's visible customers as one or two selects, each scoped by the record rule.
+class Remit:
+    """The customers an actor may see, as one or two selects (``branches``) and the values of
+    their bound parameters (``params``), with the selects a page or a count derives from them
+    (``derived``), built once per Remit.
 
-    Staff see their own customers OR those shared with them; that OR keeps an index from
-    giving the list order, so the database would sort the whole remit for every page. Instead
-    the own and the shared customers are two selects (each walks its index in id order) that
-    `merged_rows` merges; the shared one is left out when the actor has no shares. ``owner``:
-    "me" or "shared" keeps one branch."""
+    Staff see their own customers OR those shared with them; that OR keeps an index from giving
+    the list order, so the database would sort the whole remit for every page. Instead the own
+    and the shared customers are two selects (each walks its index in id order) that
+    `merged_rows` merges."""
+
+    def __init__(self, branches, params=None, derived=None):
+        self.branches = list(branches)
+        self.params = params or {}
+        self._derived = {} if derived is None else derived
+
+    def where(self, *clauses):
+        return Remit([b.where(*clauses) for b in self.branches], self.params)
+
+    def map(self, change):
+        """The same remit with ``change(select)`` applied to each branch (a module's filter)."""
+        return Remit([change(b) for b in self.branches], self.params)
+
+    def derived(self, key, build):
+        """``[build(branch) for each branch]``, built once for ``key``."""
+        stmts = self._derived.get(key)
+        if stmts is None:
+            stmts = self._derived[key] = [build(b) for b in self.branches]
+        return stmts
+
+
+class _AnyActor:
+    """Every actor of one role in a department, for selects built once per process: the id and
+    the department are bound parameters (the record rule uses them only in SQL), given for the
+    real actor at execution (Remit.params)."""
+
+    is_authenticated = True
+    id = bindparam("remit_actor")
+    department_id = bindparam("remit_department")
+
+    def __init__(self, role):
+        self.role = role
+
+
+@functools.lru_cache(maxsize=32)
+def _kept_remit(rule, role, owner, shares):
+    """The unfiltered list's branches under ``rule`` for a role, built once per process with
+    their derived selects: on every list page, building them and their SQLAlchemy cache keys cost
+    more than the database took to run them."""
+    return Remit(_branches(_AnyActor(role), role, (), owner, shares))
+
+
+def _branches(actor, role, conditions, owner, shares):
     from .api import _shared_with, scoped_customers
     base = scoped_customers(actor).where(*conditions)
-    if not _is_user(actor) or actor.role not in ("sales", "service"):
+    if role not in ("sales", "service"):
         return [base]
     own = base.where(Customer.owner_id == actor.id)
-    if owner == "me" or (owner != "shared" and not has_shares(actor)):
+    if owner == "me" or (owner != "shared" and not shares):
         return [own]
     shared = base.where(Customer.owner_id != actor.id, _shared_with(actor))
     return [shared] if owner == "shared" else [own, shared]
+
+
+def remit_of(actor, conditions=(), owner=""):
+    """The actor's visible customers as a Remit, each branch scoped by the record rule; the
+    shared branch is left out when the actor has no shares. ``owner``: "me" or "shared" keeps one
+    branch. Without ``conditions`` (the unfiltered list) the selects are built once per role."""
+    staff = _is_user(actor) and actor.role in ("sales", "service")
+    shares = staff and owner not in ("me", "shared") and has_shares(actor)
+    if not conditions and _is_user(actor) and actor.role in STAFF_ROLES and actor.department_id is not None:
+        kept = _kept_remit(record_rule(Customer), actor.role, owner if staff else "", shares)
+        return Remit(kept.branches, {"remit_actor": actor.id, "remit_department": actor.department_id},
+                     kept._derived)
+    return Remit(_branches(actor, actor.role if _is_user(actor) else None, conditions, owner, shares))
 
 
 def _id_of(first):
@@ -1217,50 +1286,70 @@ def _id_of(first):
     return first if isinstance(first, int) else first.id
 
 
-def merged_rows(branches, *, descending=True, start=None, chunk=50, ids_only=False):
-    """Rows of the union of ``branches`` in id order (newest first when ``descending``), after
-    the id ``start``: each branch is read a chunk at a time in its own keyset order. A row's
-    first column is the customer or its id; with ``ids_only`` a row is its id alone."""
-    cursors = [start] * len(branches)
-    buffers = [[] for _ in branches]
-    done = [False] * len(branches)
+def _page_ids(descending, after):
+    """The ids of a branch's next chunk, from the remit's (owner_id, id) or (department_id, id)
+    index alone (the rows follow by id: asked in one go, PostgreSQL may walk the primary key
+    instead, and skip every newer customer of other remits on the way)."""
+    def build(branch):
+        stmt = branch.with_only_columns(Customer.id)
+        if after:
+            stmt = stmt.where(Customer.id < bindparam("page_after") if descending
+                              else Customer.id > bindparam("page_after"))
+        return (stmt.order_by(Customer.id.desc() if descending else Customer.id.asc())
+                .limit(bindparam("page_size", type_=Integer)))
+    return build
+
+
+def _page_rows(descending, after):
+    """The rows of a branch's next chunk: the branch's own columns for the ids of _page_ids."""
+    ids = _page_ids(descending, after)
+    return lambda branch: branch.where(Customer.id.in_(ids(branch))).order_by(
+        Customer.id.desc() if descending else Customer.id.asc())
+
+
+def merged_rows(remit, *, descending=True, start=None, chunk=50, ids_only=False):
+    """Rows of the union of the remit's branches in id order (newest first when
+    ``descending``), after the id ``start``: each branch is read a chunk at a time in its own
+    keyset order. A row's first column is the customer or its id; with ``ids_only`` a row is its
+    id alone."""
+    count = len(remit.branches)
+    cursors = [start] * count
+    buffers = [[] for _ in range(count)]
+    done = [False] * count
     while True:
-        for i, branch in enumerate(branches):
+        for i in range(count):
             if buffers[i] or done[i]:
                 continue
-            stmt = branch
-            if cursors[i] is not None:
-                stmt = stmt.where(Customer.id < cursors[i] if descending else Customer.id > cursors[i])
-            order = Customer.id.desc() if descending else Customer.id.asc()
-            # the chunk's ids first, from the remit's (owner_id, id) or (department_id, id) index
-            # alone, then their rows: asked in one go, PostgreSQL may walk the primary key instead,
-            # and skip every newer customer of other remits on the way (a leaver's or another
-            # department's)
-            ids = stmt.with_only_columns(Customer.id).order_by(order).limit(chunk)
-            rows = db.session.execute(ids if ids_only else stmt.where(Customer.id.in_(ids)).order_by(order)).all()
+            after = cursors[i] is not None
+            key = ("ids" if ids_only else "rows", descending, after)
+            stmt = remit.derived(key, (_page_ids if ids_only else _page_rows)(descending, after))[i]
+            params = {**remit.params, "page_size": chunk}
+            if after:
+                params["page_after"] = cursors[i]
+            rows = db.session.execute(stmt, params).all()
             done[i] = len(rows) < chunk
             if rows:
                 cursors[i] = _id_of(rows[-1][0])
                 buffers[i] = list(reversed(rows))  # pop() from the end
-        live = [i for i in range(len(branches)) if buffers[i]]
+        live = [i for i in range(count) if buffers[i]]
         if not live:
             return
         pick_ = (max if descending else min)(live, key=lambda i: _id_of(buffers[i][-1][0]))
         yield buffers[pick_].pop()
 
 
-def keyset_page(branches, size, *, after=None, before=None):
+def keyset_page(remit, size, *, after=None, before=None):
     """(ids, has_prev, has_next) of one page of the default list (newest first)."""
     if before:
         rows = []
-        for row in merged_rows(branches, descending=False, start=before, chunk=size + 1, ids_only=True):
+        for row in merged_rows(remit, descending=False, start=before, chunk=size + 1, ids_only=True):
             rows.append(row[0])
             if len(rows) > size:
                 break
         has_prev, rows = len(rows) > size, rows[:size][::-1]
         return rows, has_prev, bool(rows)
     rows = []
-    for row in merged_rows(branches, start=after, chunk=size + 1, ids_only=True):
+    for row in merged_rows(remit, start=after, chunk=size + 1, ids_only=True):
         rows.append(row[0])
         if len(rows) > size:
             break
@@ -1317,7 +1406,7 @@ def list_rows(ids):
     return [found[i] for i in ids if i in found]
 
 
-def search_page(branches, q, sure, candidates, size, *, after=None, scan_limit=None):
+def search_page(remit, q, sure, candidates, size, *, after=None, scan_limit=None):
     """One page of a search: the ids of the customers matching ``sure`` (exact clauses, no
     decryption) or one of the ``candidates`` (truncated partial-search indexes), the latter
     confirmed by decrypting their own fields (search.confirms), in list order until the page is
@@ -1333,11 +1422,11 @@ def search_page(branches, q, sure, candidates, size, *, after=None, scan_limit=N
     where = or_(sure_clause, *[clause for _key, clause in candidates])
     chunk = min(max(size * 3, 60), 200)
     if candidates:
-        stmts = [b.where(where).add_columns(sure_clause.label("sure")).options(selectinload(Customer.subject_key))
-                 for b in branches]
+        stmts = remit.map(lambda b: b.where(where).add_columns(sure_clause.label("sure"))
+                          .options(selectinload(Customer.subject_key)))
         rows = merged_rows(stmts, start=after, chunk=chunk)
     else:  # every match is sure: the ids alone
-        rows = ((row[0], True) for row in merged_rows([b.where(where) for b in branches], start=after,
+        rows = ((row[0], True) for row in merged_rows(remit.where(where), start=after,
                                                       chunk=chunk, ids_only=True))
     kept, scanned, last_id = [], 0, None
     for first, is_sure in rows:
@@ -1355,18 +1444,23 @@ def search_page(branches, q, sure, candidates, size, *, after=None, scan_limit=N
     return kept, None, False
 
 
-def count_capped(branches, cap=None):
-    """(count, capped): how many customers the branches hold, counting at most ``cap`` + 1
+def count_capped(remit, cap=None):
+    """(count, capped): how many customers the remit holds, counting at most ``cap`` + 1
     (COUNT_CAP): the figure costs a bounded index walk however large the register."""
     from sqlalchemy import func
     cap = COUNT_CAP if cap is None else cap
-    total = 0
-    for branch in branches:
+
+    def build(branch):
         # in id order, as the page itself: the planner then walks the remit's index and stops at
         # the cap; unordered, PostgreSQL read all of a salesperson's customers into a bitmap first
         # (8.6 ms for 10,000 at 100k, growing with the register)
-        sub = branch.with_only_columns(Customer.id).order_by(Customer.id.desc()).limit(cap + 1 - total).subquery()
-        total += db.session.scalar(select(func.count()).select_from(sub)) or 0
+        sub = (branch.with_only_columns(Customer.id).order_by(Customer.id.desc())
+               .limit(bindparam("count_limit", type_=Integer)).subquery())
+        return select(func.count()).select_from(sub)
+
+    total = 0
+    for stmt in remit.derived(("count",), build):
+        total += db.session.scalar(stmt, {**remit.params, "count_limit": cap + 1 - total}) or 0
         if total > cap:
             return cap, True
     return total, False

@@ -157,10 +157,10 @@ def status_badge(status):
     return STATUS_BADGES.get(status, "")
 
 
-def _total(branches, shown, whole):
+def _total(remit, shown, whole):
     """(count, capped) of the list: the rows shown when they are ``whole`` (every match is on this
-    first page), else the capped count of the branches."""
-    return (len(shown), False) if whole else services.count_capped(branches)
+    first page), else the capped count of the remit."""
+    return (len(shown), False) if whole else services.count_capped(remit)
 
 
 def _row_cells(rows, detail_prefix):
@@ -236,14 +236,14 @@ def list_conditions(actor, args):
     return conditions, owner, extra_filters, extra_applied
 
 
-def list_branches(actor, args):
-    """The selects of the list for the filter in ``args`` (services.remit_branches), with the
-    modules' filters applied to each."""
+def list_remit(actor, args):
+    """The customers of the list for the filter in ``args`` (services.remit_of), with the
+    modules' filters applied."""
     conditions, owner, _extra, applied = list_conditions(actor, args)
-    branches = services.remit_branches(actor, conditions, owner)
+    remit = services.remit_of(actor, conditions, owner)
     for extra, value in applied:
-        branches = [extra.apply(b, value) for b in branches]
-    return branches
+        remit = remit.map(lambda stmt, extra=extra, value=value: extra.apply(stmt, value))
+    return remit
 
 
 def search_clauses(q):
@@ -302,7 +302,7 @@ def index():
     size = args.get("size", type=int) or current_app.config["PAGE_SIZE"]
     size = min(max(size, 1), MAX_PAGE_SIZE)
     conditions, owner, extra_filters, _applied = list_conditions(actor, args)
-    branches = list_branches(actor, args)
+    remit = list_remit(actor, args)
     status, kind, department = args.get("status", ""), args.get("kind", ""), args.get("department", "")
     q = args.get("q", "").strip()[:MAX_QUERY]
     search_limit, http_status = None, 200
@@ -321,7 +321,7 @@ def index():
         rows = []  # refused: no answer at all, whatever the number
     elif q:  # search: newest first, candidates confirmed by decrypting only what is shown
         ids, next_after, scanned_out = services.search_page(
-            branches, q, sure, candidates, size, after=args.get("after", type=int))
+            remit, q, sure, candidates, size, after=args.get("after", type=int))
         rows = services.list_rows(ids)
         if next_after:
             pager["next"] = {"after": next_after}
@@ -329,7 +329,7 @@ def index():
             pager["first"] = {}
         if not candidates:
             from sqlalchemy import or_
-            total, capped = _total([b.where(or_(*sure)) for b in branches], ids,
+            total, capped = _total(remit.where(or_(*sure)), ids,
                                    next_after is None and not args.get("after"))
     elif builtin_sort or sort is not None:  # a sorted list: bounded OFFSET paging
         page = min(max(args.get("page", type=int) or 1, 1), MAX_SORTED_PAGE)
@@ -350,16 +350,16 @@ def index():
         if page > 1:
             pager["prev"] = {"page": page - 1}
         rows = services.list_rows(list(dict.fromkeys(ids[:size])))
-        total, capped = _total(branches, rows, page == 1 and len(ids) <= size)
+        total, capped = _total(remit, rows, page == 1 and len(ids) <= size)
     else:  # the default list: keyset paging by id, newest first, no OFFSET
         ids, has_prev, has_next = services.keyset_page(
-            branches, size, after=args.get("after", type=int), before=args.get("before", type=int))
+            remit, size, after=args.get("after", type=int), before=args.get("before", type=int))
         if ids and has_next:
             pager["next"] = {"after": ids[-1]}
         if ids and has_prev:
             pager["prev"] = {"before": ids[0]}
         rows = services.list_rows(ids)
-        total, capped = _total(branches, ids, not (has_prev or has_next))
+        total, capped = _total(remit, ids, not (has_prev or has_next))
     values = {c.key: c.values(rows) or {} for c in columns}
     base_args = {k: v for k, v in args.to_dict().items() if k not in ("after", "before", "page")}
     if not (builtin_sort or sort):  # an unknown sort (e.g. of a module disabled here) is dropped

@@ -246,7 +246,7 @@ def test_staff_list_merges_own_and_shared_customers_newest_first(app, signed_in,
         # no shares: one keyset query of the own customers (owner_id = ?), no shared branch
         page = [s for s in statements if "from customers_customer" in s and "order by customers_customer.id" in s
                 and not s.startswith("select count(")]
-        assert len(page) == 1 and re.search(r"and customers_customer\.owner_id = (\?|%\(owner_id_\d+\)s)", page[0])
+        assert len(page) == 1 and re.search(r"and customers_customer\.owner_id = (\?|%\(\w+\)s)", page[0])
         db.session.add(Share(customer_id=theirs, user_id=user("sales1").id, granted_by=user("head1").id))
         db.session.commit()
     assert listed(client.get("/customers/").get_data(as_text=True)) == [mine_new, theirs, mine_old]
@@ -259,6 +259,22 @@ def test_staff_list_merges_own_and_shared_customers_newest_first(app, signed_in,
     assert listed(client.get(prev).get_data(as_text=True)) == [mine_new]
     assert listed(client.get("/customers/?owner=shared").get_data(as_text=True)) == [theirs]
     assert listed(client.get("/customers/?owner=me").get_data(as_text=True)) == [mine_new, mine_old]
+
+
+def test_the_unfiltered_list_is_built_once_per_role_and_bound_to_each_actor(app, signed_in, make_customer):
+    """The unfiltered list's selects are kept per role, the actor's id and department bound at
+    each request: whoever asked first, everyone sees their own remit, listed and counted."""
+    old_d1, other_d1, d2, new_d1 = (make_customer(owner, name=name) for owner, name in (
+        ("sales1", "甲"), ("sales1b", "乙"), ("sales2", "丙"), ("sales1", "丁")))
+    services._kept_remit.cache_clear()
+    for name, expected in (("sales1", [new_d1, old_d1]), ("sales1b", [other_d1]), ("sales2", [d2]),
+                           ("head1", [new_d1, other_d1, old_d1]), ("head2", [d2]), ("sales1", [new_d1, old_d1])):
+        assert listed(signed_in(name).get("/customers/").get_data(as_text=True)) == expected, name
+    assert services._kept_remit.cache_info().misses == 2  # one for sales, one for heads
+    for name, total in (("sales1", 2), ("head1", 3), ("sales1b", 1)):
+        html = signed_in(name).get("/customers/?size=1").get_data(as_text=True)  # counted: more than a page
+        assert f"共 {total} 位客户" in html, name
+    assert services._kept_remit.cache_info().misses == 2
 
 
 def test_list_rows_read_as_plain_columns_show_what_the_customer_shows(app, signed_in, make_customer):
@@ -353,7 +369,7 @@ def test_a_salespersons_page_and_count_read_one_index_in_order(app, signed_in, m
     with captured_statements(app) as captured:  # two pages of one: the total must be counted
         assert "共 2 位客户" in client.get("/customers/?size=1").get_data(as_text=True)
     mine = [(s, p) for s, p in captured if "from customers_customer" in s.lower()
-            and re.search(r"owner_id = (\?|%\(owner_id_\d+\)s)", s)]
+            and re.search(r"owner_id = (\?|%\(\w+\)s)", s)]
     count = [(s, p) for s, p in mine if s.lower().startswith("select count(")]
     assert len(count) == 1 and "ORDER BY customers_customer.id DESC" in count[0][0]
     with app.app_context():
