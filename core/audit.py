@@ -8,6 +8,7 @@ Entries carry field names and ids, never personal values.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hmac
 import json
 import logging
@@ -199,13 +200,9 @@ def _clean(value):
     return value
 
 
-def _mac(prev_hash, canonical):
-    from core import crypto
-    return crypto.audit_mac(prev_hash, canonical)  # HMAC-SHA256 or HMAC-SM3, as the key file says
-
-
 def _signer():
-    """``_mac`` for many entries in a row: ``sign(prev_hash, canonical, entry id)``."""
+    """``sign(prev_hash, canonical, entry id)``: HMAC-SHA256 or HMAC-SM3 under the audit key, as
+    the key file says for the entry's id."""
     from core import crypto
     return crypto.audit_signer()
 
@@ -230,57 +227,38 @@ def record(action, *, target=None, target_type=None, target_id=None, actor=None,
     """Append one entry to the trail in the current transaction.
 
     A failure here propagates: the business change it describes is rolled back with it.
-    ``target`` may be any model with an ``id``; its table name becomes the target type.
+    ``target`` may be any model with an ``id``; its table name becomes the target type. Returns
+    the entry's columns (``id``, ``hash``, ``at``, …) as attributes.
     """
-    if action not in _ACTIONS:
-        raise LookupError(f"audit action {action!r} is not declared (reg.audit_actions)")
-    if target is not None:
-        target_type = target_type or target.__tablename__
-        target_id = target.id if target_id is None else target_id
-    if actor is None and has_request_context() and current_user and current_user.is_authenticated:
-        actor = current_user._get_current_object()
-    session = db.session
-    _lock_chain(session)
-    last = session.execute(
-        select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).first()
-    entry = AuditEntry(
-        at=utcnow(), action=action, result=result,
-        actor_id=getattr(actor, "id", None),
-        actor=(_clean(getattr(actor, "username", actor if isinstance(actor, str) else "")) or "")[:64],
-        role=getattr(actor, "role", "") or "", department_id=getattr(actor, "department_id", None),
-        target_type=target_type or "", target_id=str(target_id if target_id is not None else ""),
-        details=_DETAILS_JSON.encode({k: _clean(v) for k, v in details.items()}),
-        address=(request.remote_addr or "") if has_request_context() else "cli",
-        request_id=request_id(), prev_hash=last.hash if last else GENESIS, hash="",
-    )
-    # The id is part of what is signed, so it is taken before hashing.
-    entry.id = (last.id + 1) if last else 1
-    entry.hash = _mac(entry.prev_hash, entry.canonical())
-    session.add(entry)
-    session.flush()
-    if has_app_context():  # the checkpoint follows once the transaction commits
-        session.info["kehu_audit_head"] = (entry.id, entry.hash, current_app.config.get("AUDIT_CHECKPOINT_FILE"))
-    return entry
+    item = dict(details, target=target, target_type=target_type, target_id=target_id)
+    return _append(action, [item], actor, result)[0]
 
 
 def record_many(action, items, *, actor=None, result="ok"):
     """Append one entry of ``action`` per item, in order, in the current transaction: what ``record``
-    does for each, with the chain's head read once and the entries written in one flush (an
+    does for each, with the chain's head read once and the entries written in one statement (an
     import's batch). ``items`` are dicts of ``record``'s keywords: ``target`` (or ``target_type``
-    and ``target_id``) and the details. Each entry is chained and signed exactly as ``record``
-    signs it, so ``verify`` checks them the same way. Returns how many were appended."""
+    and ``target_id``) and the details. Returns how many were appended."""
     items = list(items)
-    if not items:
-        return 0
+    return len(_append(action, items, actor, result)) if items else 0
+
+
+@functools.cache
+def _chain_head():  # built once per process: every audited request reads it
+    return select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+
+
+def _append(action, items, actor, result):
+    """Chain, sign and insert one entry per item after pending changes are flushed (the targets'
+    ids), without ORM objects: an entry is a row, as ``verify`` reads it. Returns the rows."""
     if action not in _ACTIONS:
         raise LookupError(f"audit action {action!r} is not declared (reg.audit_actions)")
     if actor is None and has_request_context() and current_user and current_user.is_authenticated:
         actor = current_user._get_current_object()
     session = db.session
-    session.flush()  # the targets' ids
+    session.flush()
     _lock_chain(session)
-    last = session.execute(
-        select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).first()
+    last = session.execute(_chain_head()).first()
     prev_id, prev_hash = (last.id, last.hash) if last else (0, GENESIS)
     who = dict(actor_id=getattr(actor, "id", None),
                actor=(_clean(getattr(actor, "username", actor if isinstance(actor, str) else "")) or "")[:64],
@@ -301,11 +279,11 @@ def record_many(action, items, *, actor=None, result="ok"):
             prev_hash=prev_hash)
         row.hash = sign(row.prev_hash, canonical_of(row), row.id)
         prev_id, prev_hash = row.id, row.hash
-        rows.append(vars(row))
-    insert_rows(AuditEntry.__table__, rows, session)  # no ORM objects, bind processors looked up once
-    if has_app_context():
+        rows.append(row)
+    insert_rows(AuditEntry.__table__, [vars(row) for row in rows], session)  # bind processors looked up once
+    if has_app_context():  # the checkpoint follows once the transaction commits
         session.info["kehu_audit_head"] = (prev_id, prev_hash, current_app.config.get("AUDIT_CHECKPOINT_FILE"))
-    return len(rows)
+    return rows
 
 
 def count(action, *, actor=None, since=None):

@@ -129,7 +129,7 @@ def insert_rows(table, rows, session=None):
     rows go to the driver as tuples: on SQLite as multi-row INSERT … VALUES statements (a statement
     per row would also run each trigger once per statement: the FTS5 index of company names was
     opened again for every customer), on PostgreSQL through psycopg's pipelined executemany. For
-    an import's batch; single rows go through the ORM as everywhere else."""
+    an import's batch and the audit trail's entries (core.audit); other single rows go through the ORM."""
     session = session or db.session
     if not rows:
         return

@@ -278,7 +278,7 @@ def test_a_failed_audit_write_aborts_the_business_change(app, monkeypatch):
         raise RuntimeError("audit store unavailable")
 
     with app.app_context():
-        monkeypatch.setattr(audit, "_mac", broken)
+        monkeypatch.setattr(audit, "insert_rows", broken)
         with pytest.raises(RuntimeError):
             services.create_department("test", "LOST", "不该存在")
             db.session.commit()
