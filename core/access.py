@@ -287,8 +287,8 @@ def scoped(stmt, actor, model=None):
 def ownership_rule(owner_col, department_col, shared=None):
     """The standard remit: heads see their department; sales and service staff their own rows and
     those shared with them (``shared(actor)`` gives that expression); other roles see none. The
-    actor's id and department are used only inside SQL, so they may be bound parameters (the
-    customer list builds its selects once per role that way)."""
+    rule is ``bindable``: it uses the actor's id and department only inside SQL (and so must
+    ``shared``), so selects under it can be built once per role with an AnyActor."""
     def rule(actor):
         if actor.role == "head" and actor.department_id is not None:
             return department_col == actor.department_id
@@ -299,7 +299,33 @@ def ownership_rule(owner_col, department_col, shared=None):
                         or_(own, shared(actor)) if shared is not None else own)
         return false()
 
+    rule.bindable = True
     return rule
+
+
+class AnyActor:
+    """Every actor of one role who has a department, in a select built once per process under a
+    ``bindable`` rule: the id and the department are bound parameters, given for the real actor
+    at execution by ``actor_params``. Building a select and its SQLAlchemy cache key on every
+    request cost more than the database took to run it."""
+
+    is_authenticated = True
+    id = bindparam("actor_id")
+    department_id = bindparam("actor_department")
+
+    def __init__(self, role):
+        self.role = role
+
+
+def actor_params(actor):
+    return {"actor_id": actor.id, "actor_department": actor.department_id}
+
+
+def bindable(actor, model):
+    """Can selects of ``model``'s rows for ``actor`` be built once per role (AnyActor)?"""
+    rule = record_rule(model)
+    return (getattr(rule, "bindable", False) and getattr(actor, "is_authenticated", False)
+            and getattr(actor, "department_id", None) is not None)
 
 
 def safe_local_url(target, default):
@@ -314,13 +340,22 @@ def safe_local_url(target, default):
 
 def get_or_404(model, ident, actor=None, options=()):
     """Load one row inside the actor's remit, or answer 404 whether it exists or not. ``options``:
-    loader options for what the page shows of it (e.g. ``joinedload(Customer.owner)``)."""
+    loader options for what the page shows of it (e.g. ``joinedload(Model.owner)``), best a
+    module-level tuple: under a ``bindable`` rule the select is then built once per role."""
     actor = actor or current_user
-    stmt = scoped(select(model), actor).where(model.id == ident).options(*options)
-    row = db.session.execute(stmt).scalar_one_or_none()
+    if bindable(actor, model):
+        stmt, params = _one_row(model, record_rule(model), actor.role, options), actor_params(actor)
+    else:
+        stmt, params = scoped(select(model), actor).where(model.id == bindparam("row_id")).options(*options), {}
+    row = db.session.execute(stmt, {**params, "row_id": ident}).scalar_one_or_none()
     if row is None:
         deny_row(model, ident)
     return row
+
+
+@functools.lru_cache(maxsize=256)  # bounded: options built anew on each call would each add one
+def _one_row(model, rule, role, options):
+    return scoped(select(model), AnyActor(role), model).where(model.id == bindparam("row_id")).options(*options)
 
 
 def deny_row(model, ident):

@@ -14,7 +14,8 @@ data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number, 
                  bulk_cache() (SQLite: a large page cache while a bulk job runs)
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
-                 record_rule(Model) (the rule registered for it), safe_local_url, is_enabled,
+                 record_rule(Model) (the rule registered for it), AnyActor(role), actor_params(actor),
+                 bindable(actor, Model) (selects built once per role), safe_local_url, is_enabled,
                  role_permissions(role) (granted, before any withholding)
 audit            audit.record(action, target=..., **details), audit.record_many(action, [details]),
                  audit.count(action, actor=, since=),
@@ -71,6 +72,7 @@ _EXPORTS = {
     "scoped": ("core.access", None), "get_or_404": ("core.access", None),
     "deny": ("core.access", None), "deny_row": ("core.access", None),
     "ownership_rule": ("core.access", None), "record_rule": ("core.access", None),
+    "AnyActor": ("core.access", None), "actor_params": ("core.access", None), "bindable": ("core.access", None),
     "role_permissions": ("core.access", None),
     "safe_local_url": ("core.access", None), "is_enabled": ("core.enablement", None),
     # PDF, validation, services

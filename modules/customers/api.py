@@ -26,10 +26,13 @@ def scoped_customers(actor):
     return scoped(select(Customer), actor, Customer)
 
 
+_WITH_OWNER = (joinedload(Customer.owner),)  # one tuple: get_or_404 builds the select once per role
+
+
 def get_customer(customer_id, actor=None):
     """The customer if it is within the actor's remit, else 404 (as if it did not exist). Its
     owner comes in the same statement: every page of a customer names them."""
-    return get_or_404(Customer, customer_id, actor, options=(joinedload(Customer.owner),))
+    return get_or_404(Customer, customer_id, actor, options=_WITH_OWNER)
 
 
 def transaction_totals(customer_ids, since: date | None = None, kind="transaction"):

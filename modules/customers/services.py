@@ -22,9 +22,12 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from core.api import (
+    AnyActor,
     Department,
     User,
+    actor_params,
     audit,
+    bindable,
     can,
     crypto,
     db,
@@ -1235,25 +1238,12 @@ class Remit:
         return stmts
 
 
-class _AnyActor:
-    """Every actor of one role in a department, for selects built once per process: the id and
-    the department are bound parameters (the record rule uses them only in SQL), given for the
-    real actor at execution (Remit.params)."""
-
-    is_authenticated = True
-    id = bindparam("remit_actor")
-    department_id = bindparam("remit_department")
-
-    def __init__(self, role):
-        self.role = role
-
-
 @functools.lru_cache(maxsize=32)
 def _kept_remit(rule, role, owner, shares):
     """The unfiltered list's branches under ``rule`` for a role, built once per process with
     their derived selects: on every list page, building them and their SQLAlchemy cache keys cost
     more than the database took to run them."""
-    return Remit(_branches(_AnyActor(role), role, (), owner, shares))
+    return Remit(_branches(AnyActor(role), role, (), owner, shares))
 
 
 def _branches(actor, role, conditions, owner, shares):
@@ -1274,10 +1264,9 @@ def remit_of(actor, conditions=(), owner=""):
     branch. Without ``conditions`` (the unfiltered list) the selects are built once per role."""
     staff = _is_user(actor) and actor.role in ("sales", "service")
     shares = staff and owner not in ("me", "shared") and has_shares(actor)
-    if not conditions and _is_user(actor) and actor.role in STAFF_ROLES and actor.department_id is not None:
+    if not conditions and _is_user(actor) and actor.role in STAFF_ROLES and bindable(actor, Customer):
         kept = _kept_remit(record_rule(Customer), actor.role, owner if staff else "", shares)
-        return Remit(kept.branches, {"remit_actor": actor.id, "remit_department": actor.department_id},
-                     kept._derived)
+        return Remit(kept.branches, actor_params(actor), kept._derived)
     return Remit(_branches(actor, actor.role if _is_user(actor) else None, conditions, owner, shares))
 
 

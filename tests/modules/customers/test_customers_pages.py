@@ -953,3 +953,22 @@ def test_other_modules_add_panels_timeline_columns_and_filters(app, signed_in, m
     odd = {int(i) for i in re.findall(r'<tr id="customer-(\d+)"', client.get(
         "/customers/?grade=odd").get_data(as_text=True))}
     assert odd == {i for i in (first, second) if i % 2 == 1}
+
+
+def test_a_customer_page_reads_its_customer_with_a_select_built_once_per_role(app, signed_in, make_customer):
+    """Under the register's rule (bindable) get_or_404 builds its select once per role, the
+    actor's id and department bound at each request: everyone still reaches exactly their remit."""
+    from core import access
+    mine, colleagues, other_department = (make_customer(owner, name=name) for owner, name in (
+        ("sales1", "甲"), ("sales1b", "乙"), ("sales2", "丙")))
+    expected = {("sales1", mine): 200, ("sales1", colleagues): 404, ("sales1", other_department): 404,
+                ("sales1b", colleagues): 200, ("sales1b", mine): 404, ("sales2", other_department): 200,
+                ("sales2", mine): 404, ("head1", mine): 200, ("head1", colleagues): 200,
+                ("head1", other_department): 404, ("head2", other_department): 200, ("head2", mine): 404}
+    access._one_row.cache_clear()
+    misses = []
+    for _round in range(2):
+        for (name, customer_id), status in expected.items():
+            assert signed_in(name).get(f"/customers/{customer_id}").status_code == status, (name, customer_id)
+        misses.append(access._one_row.cache_info().misses)
+    assert 0 < misses[0] == misses[1]  # built in the first round, for each role; none after
