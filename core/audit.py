@@ -13,11 +13,9 @@ import hmac
 import json
 import logging
 import os
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 from flask import current_app, g, has_app_context, has_request_context, request
@@ -366,11 +364,14 @@ def _checkpoint_mac(entry_id, entry_hash):
 def read_checkpoint(path=None):
     """{"id", "hash", "at"} of the checkpoint file, None when there is none; ValueError when
     the file is not one kehu wrote under this audit key."""
-    path = Path(path or current_app.config["AUDIT_CHECKPOINT_FILE"])
-    if not path.exists():
+    path = os.fspath(path or current_app.config["AUDIT_CHECKPOINT_FILE"])
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw)
         ok = hmac.compare_digest(data["mac"], _checkpoint_mac(int(data["id"]), data["hash"]))
     except (ValueError, KeyError, TypeError):
         ok = False
@@ -380,10 +381,13 @@ def read_checkpoint(path=None):
 
 
 def _write_checkpoint(path, entry_id, entry_hash):
-    """Atomically replace the checkpoint, never with an older entry (processes commit out of order)."""
-    path = Path(path)
-    with open(path.with_suffix(".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """Atomically replace the checkpoint, never with an older entry (processes commit out of
+    order). Plain os calls: this runs after every commit that appended an entry (each customer
+    page, each search), where pathlib and tempfile cost more than the writing."""
+    path = os.fspath(path)
+    lock = os.open(os.path.splitext(path)[0] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the descriptor is closed
         try:
             current = read_checkpoint(path)
         except ValueError:
@@ -392,11 +396,13 @@ def _write_checkpoint(path, entry_id, entry_hash):
             return
         doc = {"id": entry_id, "hash": entry_hash, "at": utcnow().isoformat(timespec="seconds"),
                "mac": _checkpoint_mac(entry_id, entry_hash)}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(doc, out)
-        os.chmod(tmp, 0o600)
+        # one writer at a time (the lock): a name per process is enough, created 0600
+        tmp = os.path.join(os.path.dirname(path), f".checkpoint-{os.getpid()}.tmp")
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            out.write(json.dumps(doc).encode("utf-8"))
         os.replace(tmp, path)
+    finally:
+        os.close(lock)
 
 
 @event.listens_for(Session, "after_commit")

@@ -191,6 +191,23 @@ def test_a_deleted_last_row_is_found_through_the_checkpoint(runner, trail, raw):
     broken_at(runner, trail, f"the trail ends at entry {trail - 1} but the checkpoint names entry {trail}")
 
 
+def test_the_checkpoint_follows_the_newest_entry_only_and_is_kept_private(app, tmp_path):
+    """Written after each commit that appends: never moved back by an older commit of another
+    process, an altered file replaced by the truth, mode 0600, no temporary file left behind."""
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    path = folder / "audit.checkpoint"
+    with app.app_context():
+        audit._write_checkpoint(path, 5, "a" * 64)
+        audit._write_checkpoint(path, 4, "b" * 64)  # committed later, appended earlier
+        assert (audit.read_checkpoint(path)["id"], audit.read_checkpoint(path)["hash"]) == (5, "a" * 64)
+        path.write_text(json.dumps({"id": 10**6, "hash": "f" * 64, "mac": "0" * 64}))
+        audit._write_checkpoint(path, 6, "c" * 64)
+        assert audit.read_checkpoint(path)["id"] == 6
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == ["audit.checkpoint", "audit.lock"]
+
+
 def test_swapped_rows_are_found(app, runner, trail, raw):
     a, b = raw.row(4), raw.row(5)
     sets = ", ".join(f"{c} = ?" for c in COLUMNS)
