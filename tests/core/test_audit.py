@@ -193,7 +193,7 @@ def test_a_deleted_last_row_is_found_through_the_checkpoint(runner, trail, raw):
 
 def test_the_checkpoint_follows_the_newest_entry_only_and_is_kept_private(app, tmp_path):
     """Written after each commit that appends: never moved back by an older commit of another
-    process, an altered file replaced by the truth, mode 0600, no temporary file left behind."""
+    process, an altered (even lengthened) file replaced by the truth, mode 0600, no other file."""
     folder = tmp_path / "checkpoint"
     folder.mkdir()
     path = folder / "audit.checkpoint"
@@ -201,9 +201,11 @@ def test_the_checkpoint_follows_the_newest_entry_only_and_is_kept_private(app, t
         audit._write_checkpoint(path, 5, "a" * 64)
         audit._write_checkpoint(path, 4, "b" * 64)  # committed later, appended earlier
         assert (audit.read_checkpoint(path)["id"], audit.read_checkpoint(path)["hash"]) == (5, "a" * 64)
-        path.write_text(json.dumps({"id": 10**6, "hash": "f" * 64, "mac": "0" * 64}))
-        audit._write_checkpoint(path, 6, "c" * 64)
-        assert audit.read_checkpoint(path)["id"] == 6
+        path.write_text(json.dumps({"id": 10**6, "hash": "f" * 64, "mac": "0" * 64}) + " " * 900 + "x")
+        with pytest.raises(ValueError, match="altered"):
+            audit.read_checkpoint(path)
+        audit._write_checkpoint(path, 6, "c" * 64)  # rewritten in place, the longer tail cut off
+        assert audit.read_checkpoint(path)["id"] == 6 and path.stat().st_size == audit.CHECKPOINT_BYTES
     assert path.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in folder.iterdir()) == ["audit.checkpoint", "audit.lock"]
 
