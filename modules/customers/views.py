@@ -236,10 +236,9 @@ def list_conditions(actor, args):
     return conditions, owner, extra_filters, extra_applied
 
 
-def list_remit(actor, args):
-    """The customers of the list for the filter in ``args`` (services.remit_of), with the
-    modules' filters applied."""
-    conditions, owner, _extra, applied = list_conditions(actor, args)
+def list_remit(actor, conditions, owner, applied):
+    """The customers of the list for the filter read by ``list_conditions`` (services.remit_of),
+    with the modules' filters ``applied``."""
     remit = services.remit_of(actor, conditions, owner)
     for extra, value in applied:
         remit = remit.map(lambda stmt, extra=extra, value=value: extra.apply(stmt, value))
@@ -301,8 +300,8 @@ def index():
     args = request.args
     size = args.get("size", type=int) or current_app.config["PAGE_SIZE"]
     size = min(max(size, 1), MAX_PAGE_SIZE)
-    conditions, owner, extra_filters, _applied = list_conditions(actor, args)
-    remit = list_remit(actor, args)
+    conditions, owner, extra_filters, applied = list_conditions(actor, args)
+    remit = list_remit(actor, conditions, owner, applied)
     status, kind, department = args.get("status", ""), args.get("kind", ""), args.get("department", "")
     q = args.get("q", "").strip()[:MAX_QUERY]
     search_limit, http_status = None, 200
@@ -338,7 +337,7 @@ def index():
             stmt = stmt.where(Customer.owner_id == actor.id)
         elif owner == "shared":
             stmt = stmt.where(Customer.id.in_(select(Share.customer_id).where(Share.user_id == actor.id)))
-        for extra, value in _applied:
+        for extra, value in applied:
             stmt = extra.apply(stmt, value)
         if builtin_sort:
             stmt = services.sorted_statement(stmt, builtin_sort, descending)
