@@ -1266,7 +1266,7 @@ def remit_of(actor, conditions=(), owner=""):
     shares = staff and owner not in ("me", "shared") and has_shares(actor)
     if not conditions and _is_user(actor) and actor.role in STAFF_ROLES and bindable(actor, Customer):
         kept = _kept_remit(record_rule(Customer), actor.role, owner if staff else "", shares)
-        return Remit(kept.branches, actor_params(actor), kept._derived)
+        return Remit(kept.branches, actor_params(actor), derived=kept._derived)
     return Remit(_branches(actor, actor.role if _is_user(actor) else None, conditions, owner, shares))
 
 
@@ -1411,9 +1411,9 @@ def search_page(remit, q, sure, candidates, size, *, after=None, scan_limit=None
     where = or_(sure_clause, *[clause for _key, clause in candidates])
     chunk = min(max(size * 3, 60), 200)
     if candidates:
-        stmts = remit.map(lambda b: b.where(where).add_columns(sure_clause.label("sure"))
-                          .options(selectinload(Customer.subject_key)))
-        rows = merged_rows(stmts, start=after, chunk=chunk)
+        matching = remit.map(lambda b: b.where(where).add_columns(sure_clause.label("sure"))
+                             .options(selectinload(Customer.subject_key)))
+        rows = merged_rows(matching, start=after, chunk=chunk)
     else:  # every match is sure: the ids alone
         rows = ((row[0], True) for row in merged_rows(remit.where(where), start=after,
                                                       chunk=chunk, ids_only=True))
