@@ -173,6 +173,8 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
     app.before_request(auth.force_password_change)
     app.before_request(auth.run_gates)
     app.before_request(enablement.guard)
+    if app.extensions["kehu.modules_loaded"]:
+        enablement.skip_refused_context(app)
     app.after_request(_security_headers)
     from core import watch
     watch.init_app(app)

@@ -52,5 +52,22 @@ def guard():
     if module not in loaded_modules() or not current_user.is_authenticated:
         return
     if not is_enabled(module, current_user.department_id, user=current_user):
+        g.kehu_refused_module = module  # its context processors must not run for the 404 page
         abort(404)
     return
+
+
+def skip_refused_context(app):
+    """Wrap each module blueprint's context processors so that they add nothing to a page of a
+    module the guard refused: the 404 page is rendered within the module's blueprint, and a module
+    that is not installed has no tables for its processors (a navigation badge) to read."""
+    for name, processors in app.template_context_processors.items():
+        module = (name or "").split(".")[0]
+        if module in app.extensions["kehu.modules"]:
+            processors[:] = [_unless_refused(module, f) for f in processors]
+
+
+def _unless_refused(module, processor):
+    def wrapped():
+        return {} if g.get("kehu_refused_module") == module else processor()
+    return wrapped

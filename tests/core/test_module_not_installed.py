@@ -96,6 +96,9 @@ def test_a_days_work_without_each_optional_module(instance):
         assert "李四" in exported and "王小明" in exported
         assert "北京市朝阳区建国路1号" not in exported  # masked without an approved request
 
+    absent_urls = [rule.rule for rule in app.url_map.iter_rules()
+                   if rule.endpoint.startswith(f"{absent}.") and not rule.arguments and "GET" in rule.methods]
+    assert absent_urls, absent
     for username, _role, _code in ROLES:
         client = sign_in(app, username)
         home = client.get("/")
@@ -108,3 +111,6 @@ def test_a_days_work_without_each_optional_module(instance):
         for url in urls:
             page = client.get(url)
             assert page.status_code == 200, (absent, username, url, page.status_code)
+        for url in absent_urls:  # typed in or from an old bookmark: not found, not a server error
+            page = client.get(url)
+            assert page.status_code == 404, (absent, username, url, page.status_code)
