@@ -45,6 +45,22 @@ def test_more_rows_than_one_statement_holds_are_all_written_in_order(app):
         assert broken is None and checked >= 1201
 
 
+def test_text_that_looks_like_the_drivers_own_markup_is_stored_as_it_is(app):
+    # PostgreSQL takes the rows through COPY, whose text format has its own NULL (\\N) and
+    # backslash escapes: a value spelling them must come back unchanged, never as NULL
+    odd = ["\\N", "c\\d", "e\\\\N", "", "客户 \\ 编号", "\\.", "x|y,z\"q'"]
+    with app.app_context():
+        audit.record_many("test.filler", [{"target_type": "t", "target_id": value, "note": value} for value in odd],
+                          actor="tester")
+        db.session.commit()
+        entries = db.session.scalars(select(audit.AuditEntry).where(
+            audit.AuditEntry.action == "test.filler").order_by(audit.AuditEntry.id)).all()
+        assert [e.target_id for e in entries] == odd
+        assert [e.details_dict["note"] for e in entries] == odd
+        checked, broken = audit.verify()
+        assert broken is None and checked >= len(odd)
+
+
 def test_a_batch_without_a_defaulted_column_or_with_uneven_rows_is_refused(app):
     with app.app_context():
         ids = reserve_ids(SubjectKey.__table__, 2)
