@@ -11,7 +11,8 @@ module contract  Manifest, Permission, MenuItem, AuditAction, HookSpec, lazy_exp
 data             db, User, Department, ROLES, utcnow, UTCDateTime, next_number, next_numbers,
                  reserve_ids (primary keys for a batch insert), insert_rows(table, [dict]) (the batch),
                  map_ahead(fn, items, helper=, share=) (a command's pure work in a helper process, in order),
-                 bulk_cache() (SQLite: a large page cache while a bulk job runs)
+                 bulk_cache() (SQLite: a large page cache while a bulk job runs),
+                 in_values(column, values) (``column IN values`` for a long list, as fast as the database takes it)
 encrypted data   Encrypted, encrypted_column, blind_index_column, crypto.* (see ``crypto`` below)
 access           require, public, signed_in, can, deny, scoped, get_or_404, deny_row, ownership_rule,
                  record_rule(Model) (the rule registered for it), AnyActor(role), actor_params(actor),
@@ -63,7 +64,7 @@ _EXPORTS = {
     "UTCDateTime": ("core.models", None), "next_number": ("core.numbering", None),
     "next_numbers": ("core.numbering", None), "reserve_ids": ("core.db", None),
     "insert_rows": ("core.db", None), "map_ahead": ("core.parallel", None),
-    "bulk_cache": ("core.db", None),
+    "bulk_cache": ("core.db", None), "in_values": ("core.db", None),
     "Encrypted": ("core.crypto", None), "encrypted_column": ("core.crypto", None),
     "blind_index_column": ("core.crypto", None),
     # access

@@ -174,6 +174,18 @@ def insert_rows(table, rows, session=None):
                 copy.write_row(item)
 
 
+def in_values(column, values, session=None):
+    """``column IN values`` for a long list (an import's look-ups, hundreds at a time): on
+    PostgreSQL ``column = ANY(array)``, one parameter that goes to the server as it is, where an IN
+    list is a parameter per value that SQLAlchemy renders into the statement and psycopg splits
+    out again on every execution (an import's duplicate check: most of its time)."""
+    from sqlalchemy import any_, bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY
+    if (session or db.session).get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
+
+
 BULK_CACHE_MB = 256
 
 

@@ -592,7 +592,7 @@ def _lookup_keys(clean):
 def _register_suspects(cleans, chunk=500):
     """Indexes of the rows that may match a customer of the register: a few IN queries over the
     blind indexes for the whole file, so that only these rows need quality.find_duplicates."""
-    from core.api import crypto
+    from core.api import crypto, in_values
     sealer = crypto.BulkSealer()  # the keyring read once for the check, not once per digest
     wanted = {}  # (column, value) -> [row index]
     for index, clean in enumerate(cleans):
@@ -615,7 +615,7 @@ def _register_suspects(cleans, chunk=500):
         for start in range(0, len(values), chunk):
             part = values[start:start + chunk]
             for col in cols:
-                for found in db.session.execute(select(col).where(col.in_(part)).distinct()).scalars():
+                for found in db.session.execute(select(col).where(in_values(col, part)).distinct()).scalars():
                     suspects.update(wanted[(kind, found)])
     return suspects
 
