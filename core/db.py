@@ -99,7 +99,7 @@ def configure_sqlite(engine):
 
 def reserve_ids(table, count, session=None):
     """``count`` fresh primary keys of ``table`` (a Table with an integer ``id``) for rows the caller
-    then inserts with one executemany: on PostgreSQL taken from the column's sequence, on SQLite
+    then inserts in one go (insert_rows): on PostgreSQL taken from the column's sequence, on SQLite
     the next ones after the table's AUTOINCREMENT counter, under the write lock (which this takes),
     so they are never handed out twice nor reuse a deleted row's id."""
     from sqlalchemy import text
@@ -128,8 +128,8 @@ def insert_rows(table, rows, session=None):
     processor (DateTime, Boolean, …) is looked up once instead of once per row and value, and the
     rows go to the driver as tuples: on SQLite as multi-row INSERT … VALUES statements (a statement
     per row would also run each trigger once per statement: the FTS5 index of company names was
-    opened again for every customer), on PostgreSQL through psycopg's pipelined executemany. For
-    an import's batch and the audit trail's entries (core.audit); other single rows go through the ORM."""
+    opened again for every customer), on PostgreSQL with COPY. For an import's batch and the
+    audit trail's entries (core.audit); other single rows go through the ORM."""
     session = session or db.session
     if not rows:
         return
