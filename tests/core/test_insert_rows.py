@@ -7,7 +7,7 @@ from sqlalchemy import func, select, text
 
 from core import audit
 from core.crypto import SubjectKey
-from core.db import db, insert_rows, reserve_ids
+from core.db import COPY_FROM, db, insert_rows, reserve_ids
 from tests.conftest import PG_URL
 
 WHEN = datetime.datetime(2026, 12, 1, 8, 30, 0, tzinfo=datetime.UTC)  # no microseconds: a driver's own format drops them
@@ -49,6 +49,7 @@ def test_text_that_looks_like_the_drivers_own_markup_is_stored_as_it_is(app):
     # PostgreSQL takes the rows through COPY, whose text format has its own NULL (\\N) and
     # backslash escapes: a value spelling them must come back unchanged, never as NULL
     odd = ["\\N", "c\\d", "e\\\\N", "", "客户 \\ 编号", "\\.", "x|y,z\"q'"]
+    odd *= COPY_FROM // len(odd) + 1  # enough rows for COPY
     with app.app_context():
         audit.record_many("test.filler", [{"target_type": "t", "target_id": value, "note": value} for value in odd],
                           actor="tester")
