@@ -623,10 +623,11 @@ def _register_suspects(cleans, chunk=500):
 def _existing_customers(actor, rows, chunk=500):
     """{customer number: customer} of the numbers the file names that are in the actor's remit
     (a number outside it is not found, exactly like one that does not exist)."""
+    from core.api import in_values
     numbers = sorted({values.get("number", "").strip() for _row, values in rows} - {""})
     found = {}
     for start in range(0, len(numbers), chunk):
-        stmt = scoped(select(Customer), actor, Customer).where(Customer.number.in_(numbers[start:start + chunk]))
+        stmt = scoped(select(Customer), actor, Customer).where(in_values(Customer.number, numbers[start:start + chunk]))
         for customer in db.session.scalars(stmt.options(selectinload(Customer.subject_key),
                                                         selectinload(Customer.owner))):
             found[customer.number] = customer
