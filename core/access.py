@@ -13,7 +13,7 @@ from flask import abort, current_app, g, has_request_context, request
 from flask_login import current_user
 from flask_principal import Identity, Need, Principal, RoleNeed, UserNeed, identity_loaded
 from flask_principal import Permission as PrincipalPermission
-from sqlalchemy import and_, bindparam, false, literal, or_, select, union_all
+from sqlalchemy import and_, bindparam, false, func, literal, or_, select, union_all
 
 from core.db import db
 from core.models import ROLES, RoleGrant
@@ -61,11 +61,16 @@ def granted_permissions(user):
         return frozenset()
     cache = g.setdefault("kehu_grants", {})
     if user.id not in cache:
-        rows = db.session.execute(_grants_and_modules(), {"role": user.role}).all()
+        read_with_user = g.get("kehu_read_grants")
+        if read_with_user is not None and read_with_user[0] == user.id:
+            _id, modules, names = g.pop("kehu_read_grants")
+        else:
+            rows = db.session.execute(_grants_and_modules(), {"role": user.role}).all()
+            modules = [name for kind, name in rows if kind == "module"]
+            names = [name for kind, name in rows if kind == "grant"]
         if "kehu_installed" not in g:
-            g.kehu_installed = frozenset(["core"]) | frozenset(name for kind, name in rows if kind == "module")
+            g.kehu_installed = frozenset(["core"]) | frozenset(modules)
         installed = g.kehu_installed
-        names = [name for kind, name in rows if kind == "grant"]
         held = frozenset(n for n in names if n.split(".", 1)[0] in installed and grantable(user.role, n))
         cache[user.id] = held - _withheld(user) if held else held
     return cache[user.id]
@@ -78,6 +83,22 @@ def _grants_and_modules():
     from core.models import ModuleState
     return union_all(select(literal("module"), ModuleState.name),
                      select(literal("grant"), RoleGrant.permission).where(RoleGrant.role == bindparam("role")))
+
+
+def grants_columns(user_entity):
+    """The installed modules and the grants of the user's role as two space-separated columns, to
+    be read in the statement that loads the signed-in user (core.auth): one round trip fewer on
+    every page. ``remember_grants`` hands them to ``granted_permissions``."""
+    from core.models import ModuleState
+    modules = select(func.aggregate_strings(ModuleState.name, " ")).scalar_subquery()
+    grants = (select(func.aggregate_strings(RoleGrant.permission, " "))
+              .where(RoleGrant.role == user_entity.role).scalar_subquery())
+    return modules.label("installed_modules"), grants.label("role_grants")
+
+
+def remember_grants(user, modules, grants):
+    """What ``grants_columns`` read with ``user``, for this request's first ``granted_permissions``."""
+    g.kehu_read_grants = (user.id, (modules or "").split(), (grants or "").split())
 
 
 def _unproxied(user):
@@ -100,8 +121,8 @@ def _withheld(user):
     reveal rights while the user's security training is overdue."""
     from core import hooks
     withheld = set()
-    for _module, func in hooks.for_user("core.withheld_permissions", user):
-        withheld |= set(func(user) or ())
+    for _module, withhold in hooks.for_user("core.withheld_permissions", user):
+        withheld |= set(withhold(user) or ())
     return frozenset(withheld)
 
 

@@ -172,6 +172,20 @@ def test_a_changed_grant_takes_effect_on_the_next_request(app, client, login_as,
     assert client.get("/notices/").status_code == 200
 
 
+def test_a_role_without_any_grant_is_refused_everything_but_its_own_account(app, client, login_as, enable_module):
+    """The grants come with the signed-in user as one aggregated column: for a role holding
+    none, that column is empty (NULL), which means no permission, not an error."""
+    enable_module("D1", "notices")
+    login_as(client, "reader", role="service", dept="D1")
+    assert client.get("/notices/").status_code == 200
+    with app.app_context():
+        services.set_grants("test", "service", set())
+        db.session.commit()
+    assert client.get("/notices/").status_code == 403
+    page = client.get("/account")
+    assert page.status_code == 200 and 'id="menu-notices-list"' not in page.get_data(as_text=True)
+
+
 def test_a_demoted_user_is_signed_out_everywhere_at_once(app, client, login_as):
     login_as(client, "boss", role="head", dept="D1")
     assert client.get("/admin/modules").status_code == 200
