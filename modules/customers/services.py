@@ -18,8 +18,9 @@ from typing import NamedTuple
 from flask import has_request_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Integer, and_, bindparam, or_, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Integer, and_, bindparam, inspect, or_, select, update
+from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from core.api import (
@@ -1057,6 +1058,28 @@ def share_candidates(actor, customer, shares=None):
     taken = {s.user_id for s in (shares_of(customer) if shares is None else shares)} | {customer.owner_id}
     return [u for u in department_staff(customer.department_id)
             if u.role in ("sales", "service") and u.id not in taken]
+
+
+def read_history(customer):
+    """Read the customer's status changes (with who made each) and consents, if not read yet, in
+    one select each built once per process, as its loaded collections: the customer page shows
+    both, and the lazy loads it made instead — one per collection and one per user who changed a
+    status — cost more to set up than their statements."""
+    unloaded = inspect(customer).unloaded
+    for key, stmt in (("status_changes", _status_changes_of), ("consents", _consents_of)):
+        if key in unloaded:
+            set_committed_value(customer, key, db.session.scalars(stmt(), {"customer": customer.id}).all())
+
+
+@functools.cache
+def _status_changes_of():
+    return (select(StatusChange).options(joinedload(StatusChange.user))
+            .where(StatusChange.customer_id == bindparam("customer")).order_by(StatusChange.id))
+
+
+@functools.cache
+def _consents_of():
+    return select(Consent).where(Consent.customer_id == bindparam("customer")).order_by(Consent.id)
 
 
 def shares_of(customer):

@@ -568,6 +568,7 @@ def _field_rows(customer, revealed):
 def _render_detail(customer, *, revealed=None, reveal_errors=None, status=200):
     actor = _actor()
     revealed = revealed or {}
+    services.read_history(customer)
     # the newest records once, for the timeline and the records box
     tx = services.transactions(customer, limit=max(DETAIL_TRANSACTIONS + 1, services.TIMELINE_RECORDS))
     events = services.timeline_events(customer, tx) + _hook("customers.timeline", customer, actor)

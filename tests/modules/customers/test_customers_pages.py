@@ -682,6 +682,29 @@ def test_detail_reads_the_records_once_for_its_box_and_its_timeline(app, signed_
     assert sorted(set(re.findall(r"产品(\d\d)", timeline)), reverse=True) == [f"{d:02d}" for d in range(22, 2, -1)]
 
 
+def test_detail_reads_its_status_history_with_its_authors_and_its_consents_in_one_statement_each(
+        app, signed_in, make_customer):
+    """Status changes come with who made them, consents on their own: no lazy load per change."""
+    customer_id = make_customer("sales1")
+    with app.app_context():
+        customer = db.session.get(Customer, customer_id)
+        services.change_status(user("sales1"), customer, "active")
+        services.change_status(user("head1"), customer, "lost", reason="迁往外地")
+        db.session.commit()
+        names = [str(user("sales1")), str(user("head1"))]
+    client = signed_in("sales1")
+    client.get(f"/customers/{customer_id}")
+    with captured_statements(app) as captured:
+        html = client.get(f"/customers/{customer_id}").get_data(as_text=True)
+    selects = [" ".join(s.split()).lower() for s, _p in captured]
+    changes = [s for s in selects if s.startswith("select customers_status_change.")]
+    assert len(changes) == 1 and "join core_user" in changes[0]
+    assert len([s for s in selects if s.startswith("select customers_consent.")]) == 1
+    assert not [s for s in selects if s.startswith("select core_user.") and "where core_user.id =" in s]
+    history = html[html.index('id="status-history"'):html.index('id="status-history"') + 3000]
+    assert history.index(names[1]) < history.index("迁往外地") < history.index(names[0])  # newest first
+
+
 def test_viewing_a_customer_is_audited(app, signed_in, make_customer):
     customer_id = make_customer("sales1")
     signed_in("sales1").get(f"/customers/{customer_id}")
