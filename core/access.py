@@ -13,7 +13,7 @@ from flask import abort, current_app, g, has_request_context, request
 from flask_login import current_user
 from flask_principal import Identity, Need, Principal, RoleNeed, UserNeed, identity_loaded
 from flask_principal import Permission as PrincipalPermission
-from sqlalchemy import and_, bindparam, false, func, literal, or_, select, union_all
+from sqlalchemy import and_, bindparam, false, func, or_, select
 
 from core.db import db
 from core.models import ROLES, RoleGrant
@@ -65,9 +65,7 @@ def granted_permissions(user):
         if read_with_user is not None and read_with_user[0] == user.id:
             _id, modules, names = g.pop("kehu_read_grants")
         else:
-            rows = db.session.execute(_grants_and_modules(), {"role": user.role}).all()
-            modules = [name for kind, name in rows if kind == "module"]
-            names = [name for kind, name in rows if kind == "grant"]
+            modules, names = _split(*db.session.execute(_grants_and_modules(), {"role": user.role}).one())
         if "kehu_installed" not in g:
             g.kehu_installed = frozenset(["core"]) | frozenset(modules)
         installed = g.kehu_installed
@@ -78,27 +76,30 @@ def granted_permissions(user):
 
 @functools.cache
 def _grants_and_modules():
-    """The installed modules and a role's grants in one round trip, as (kind, name) rows: every
-    signed-in request needs both. Built once per process."""
-    from core.models import ModuleState
-    return union_all(select(literal("module"), ModuleState.name),
-                     select(literal("grant"), RoleGrant.permission).where(RoleGrant.role == bindparam("role")))
+    """The installed modules and a role's grants in one round trip, for a user other than the
+    signed-in one (whose come with their own statement). Built once per process."""
+    return select(*grants_columns(bindparam("role")))
 
 
-def grants_columns(user_entity):
-    """The installed modules and the grants of the user's role as two space-separated columns, to
-    be read in the statement that loads the signed-in user (core.auth): one round trip fewer on
-    every page. ``remember_grants`` hands them to ``granted_permissions``."""
+def grants_columns(role):
+    """The installed modules and the grants of ``role`` (a column or a parameter) as two
+    space-separated columns: read in the statement that loads the signed-in user (core.auth, one
+    round trip fewer on every page), which hands them over with ``remember_grants``."""
     from core.models import ModuleState
     modules = select(func.aggregate_strings(ModuleState.name, " ")).scalar_subquery()
     grants = (select(func.aggregate_strings(RoleGrant.permission, " "))
-              .where(RoleGrant.role == user_entity.role).scalar_subquery())
+              .where(RoleGrant.role == role).scalar_subquery())
     return modules.label("installed_modules"), grants.label("role_grants")
 
 
 def remember_grants(user, modules, grants):
     """What ``grants_columns`` read with ``user``, for this request's first ``granted_permissions``."""
-    g.kehu_read_grants = (user.id, (modules or "").split(), (grants or "").split())
+    g.kehu_read_grants = (user.id, *_split(modules, grants))
+
+
+def _split(modules, grants):
+    # an aggregate of no rows is NULL: no module, no grant
+    return (modules or "").split(), (grants or "").split()
 
 
 def _unproxied(user):

@@ -80,7 +80,7 @@ def _user_by_token():
     # with the department the header shows on every page and the grants every page checks: one
     # statement instead of three; built once per process (the joined load alone cost ~0.1 ms to
     # build on every request)
-    return (select(User, *grants_columns(User)).options(joinedload(User.department))
+    return (select(User, *grants_columns(User.role)).options(joinedload(User.department))
             .where(User.session_token == bindparam("token")))
 
 

@@ -26,7 +26,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from core.api import User, audit, can, crypto, db, module_setting, scoped, utcnow
+from core.api import User, audit, can, crypto, db, in_values, module_setting, scoped, utcnow
 
 from . import search
 from .fields import (
@@ -592,7 +592,6 @@ def _lookup_keys(clean):
 def _register_suspects(cleans, chunk=500):
     """Indexes of the rows that may match a customer of the register: a few IN queries over the
     blind indexes for the whole file, so that only these rows need quality.find_duplicates."""
-    from core.api import crypto, in_values
     sealer = crypto.BulkSealer()  # the keyring read once for the check, not once per digest
     wanted = {}  # (column, value) -> [row index]
     for index, clean in enumerate(cleans):
@@ -623,7 +622,6 @@ def _register_suspects(cleans, chunk=500):
 def _existing_customers(actor, rows, chunk=500):
     """{customer number: customer} of the numbers the file names that are in the actor's remit
     (a number outside it is not found, exactly like one that does not exist)."""
-    from core.api import in_values
     numbers = sorted({values.get("number", "").strip() for _row, values in rows} - {""})
     found = {}
     for start in range(0, len(numbers), chunk):
