@@ -1,4 +1,6 @@
 """The one SQLAlchemy handle, with a naming convention so migration constraint names are stable."""
+import atexit
+import weakref
 from contextlib import contextmanager
 
 from flask_sqlalchemy import SQLAlchemy
@@ -60,6 +62,7 @@ def configure_sqlite(engine):
 
     if engine.dialect.name != "sqlite":
         return
+    atexit.register(_close_pooled, weakref.ref(engine))
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, record):
@@ -70,6 +73,7 @@ def configure_sqlite(engine):
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA secure_delete = ON")
         cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -95,6 +99,22 @@ def configure_sqlite(engine):
     @event.listens_for(engine, "rollback")
     def _end(conn):
         conn.info.pop("kehu_sqlite_mode", None)
+
+
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file keeps once reset (an import's grows to GBs)
+
+
+def _close_pooled(engine_ref):
+    """At the process's exit, close the engine's pooled SQLite connections: the last one to close
+    checkpoints the WAL and removes it. A process that exits with them open (every `kehu` command
+    did) leaves the WAL behind; the next one to open the database must read all of it to rebuild
+    its index, then no longer knows that it was copied into the database: it appends to it and
+    copies all of it again at its next checkpoint. Three imports of 20,000 customers in a row into
+    a register of 300,000 took 6.8, 7.8 and 9.0 s, leaving 128, 259 and 393 MB of WAL; closed at
+    exit, 7.7, 7.1 and 7.3 s, leaving none."""
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose()
 
 
 def reserve_ids(table, count, session=None):

@@ -123,6 +123,20 @@ def test_init_is_idempotent(initialised, tmp_path):
     conn.close()
 
 
+def test_a_command_that_writes_leaves_no_write_ahead_log_behind(initialised, tmp_path):
+    """The command closes its connections as it exits, so SQLite checkpoints the WAL into the
+    database and removes it: the next command does not start by reading it all again."""
+    instance = copy_of(initialised[0], tmp_path)
+    result = kehu(instance, "departments", "create", "W1", "写入一部")
+    assert result.returncode == 0, result.stderr
+    assert not (instance / "kehu.db-wal").exists()
+    assert not (instance / "kehu.db-shm").exists()
+    conn = sqlite3.connect(instance / "kehu.db")
+    assert conn.execute("SELECT name FROM core_department WHERE code = 'W1'").fetchone() == ("写入一部",)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # WAL stays the database's mode
+    conn.close()
+
+
 def test_init_demo_prints_the_demo_users(tmp_path, monkeypatch):
     """In process (cheap password hashing) on an empty database: the same command code as above.
     Only `notices` (entry point) is loaded beside the core: the business modules' demo data is

@@ -72,3 +72,29 @@ def test_concurrent_audit_appends_keep_one_unbroken_chain(app):
     with app.app_context():
         checked, broken = audit.verify()
         assert broken is None and checked >= 20
+
+
+def test_the_write_ahead_log_shrinks_back_to_its_limit_once_a_large_write_is_checkpointed(app, monkeypatch):
+    """An import's transaction grows the WAL to the size of what it wrote; once that is copied into
+    the database and the next write starts the WAL over, the file is cut back to the limit."""
+    import os
+
+    from core import db as core_db
+    monkeypatch.setattr(core_db, "WAL_SIZE_LIMIT", 256 * 1024)
+    wal = _database(app) + "-wal"
+    with app.app_context():
+        db.engine.dispose()  # connections made from here on take the (patched) limit
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE wal_probe (b BLOB)")
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+                                 "INSERT INTO wal_probe SELECT randomblob(2048) FROM n")
+        grown = os.path.getsize(wal)
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO wal_probe VALUES (x'00')")
+        assert grown > 4 * 1024 * 1024
+        assert os.path.getsize(wal) <= 256 * 1024
+        with db.engine.begin() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM wal_probe").scalar() == 2001
