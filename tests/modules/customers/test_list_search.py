@@ -320,14 +320,30 @@ def test_list_rows_read_as_plain_columns_show_what_the_customer_shows(app, signe
     assert sorted(links) == sorted(pages_.values())
 
 
-def test_the_lists_own_cells_escape_what_comes_from_the_customer(app, signed_in, make_customer):
-    """The rows' own cells are written in Python (views._row_cells), not by the autoescaping
-    template: a name, number, owner and phone are escaped there, the time is the company's."""
-    from core import i18n
+def test_the_lists_rows_escape_what_comes_from_the_customer_and_from_modules(app, signed_in, make_customer,
+                                                                               enable_module):
+    """The rows are written in Python (views._rows_html), not by the autoescaping template: a
+    name, number, owner and phone are escaped there, and so are a module's column label and
+    values (a Markup value is kept as it is); the time is the company's."""
+    from markupsafe import Markup
+
+    from core import hooks, i18n
+    from modules.customers import api
     wanted = make_customer("sales1", name='<i>何"某\'&</i>', phone="13800138000")
+    other = make_customer("sales1", name="乙")
+
+    def columns(actor):
+        return [api.ListColumn(key="note", label='注"记<', values=lambda rows: {
+            wanted: "<b>A&B</b>", other: Markup("<em>ok</em>")})]
+    hooks.add(app, "customers.list_columns", "notices", columns)
+    enable_module("D1", "notices")
     html = signed_in("sales1").get("/customers/").get_data(as_text=True)
     row = re.search(rf'<tr id="customer-{wanted}">(.*?)</tr>', html, re.S).group(1)
     assert "<bdi>&lt;i&gt;何&#34;某&#39;&amp;&lt;/i&gt;</bdi>" in row and "<i>" not in row
+    assert '<td class="col-low" data-label="注&#34;记&lt;">&lt;b&gt;A&amp;B&lt;/b&gt;</td>' in row
+    other_row = re.search(rf'<tr id="customer-{other}">(.*?)</tr>', html, re.S).group(1)
+    assert '<td class="col-low" data-label="注&#34;记&lt;"><em>ok</em></td>' in other_row
+    assert html.count("<tr id=\"customer-") == 2
     with app.app_context():
         c = db.session.get(Customer, wanted)
         number, updated = c.number, i18n.local_datetime(c.updated_at)
@@ -648,3 +664,15 @@ def test_one_character_is_a_surname_never_the_end_of_a_name():
     assert not search.confirms(li_feng, "鄷")
     assert search.confirms(li_feng, "李")
     assert search.confirms(SimpleNamespace(kind="person", name="鄷一鸣"), "一鸣")
+
+
+def test_an_empty_list_and_a_search_without_matches_say_so_in_one_row(app, signed_in, make_customer):
+    client = signed_in("sales1")
+    html = client.get("/customers/").get_data(as_text=True)
+    assert re.search(r'<tr><td colspan="\d+" class="text-muted" id="no-customers">\s*暂无客户。', html)
+    assert '<tr id="customer-' not in html
+    make_customer("sales1", name="甲", phone="13800138000")
+    html = client.get("/customers/?q=13900139000").get_data(as_text=True)
+    assert "您权限范围内没有符合条件的客户。" in html and '<tr id="customer-' not in html
+    html = client.get("/customers/").get_data(as_text=True)
+    assert 'id="no-customers"' not in html and html.count('<tr id="customer-') == 1
