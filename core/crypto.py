@@ -449,6 +449,7 @@ class Keyring:
         self._index_keys = {self._index_primary: self._index_keys[self._index_primary]}
         self._kek_suites = {self._kek_primary: self._kek_suites[self._kek_primary]}
         self._index_suites = {self._index_primary: self._index_suites[self._index_primary]}
+        self._kek_openers.clear()  # an old KEK must not live on in its opener
 
     def wrap(self, dek: bytes) -> tuple[str, bytes]:
         """Encrypt a data key under the primary KEK; returns (kek_id, nonce + ciphertext + tag)."""

@@ -313,6 +313,25 @@ def test_rotation_rewraps_reindexes_and_retires_old_keys(app, tmp_path):
     assert crypto.keyring().audit_key == old_ring.audit_key
 
 
+def test_a_keyring_that_drops_an_old_kek_keeps_nothing_of_it_to_unwrap_with(tmp_path, crypto_suite):
+    """The keyring keeps an opener per KEK it unwrapped with (set up once); dropping the old keys
+    drops their openers too: a data key wrapped under the old KEK no longer opens."""
+    ring = Keyring.generate(tmp_path / "master.key", suite=crypto_suite)
+    dek = os.urandom(32)
+    old_kek, wrapped = ring.wrap(dek)
+    assert ring.unwrap(old_kek, wrapped) == dek == ring.unwrap(old_kek, wrapped)
+    ring.add_primary_keys()
+    new_kek, rewrapped = ring.wrap(dek)
+    assert ring.unwrap(new_kek, rewrapped) == dek and new_kek != old_kek
+    ring.drop_old_keys()
+    with pytest.raises(DecryptionError, match="does not hold"):
+        ring.unwrap(old_kek, wrapped)
+    assert ring.kek_ids == [new_kek]
+    assert ring.unwrap(new_kek, rewrapped) == dek
+    # the old KEK's opener is gone (compared, not printed: they are keys)
+    assert [key == ring._keks[int(new_kek)] for _suite, key in ring._kek_openers] == [True]
+
+
 def test_rotation_resumes_after_a_crash_in_the_transaction(app):
     rows = seed()
     old_index = {sk_id: row["bidx"] for sk_id, row in rows.items()}
