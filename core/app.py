@@ -16,7 +16,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 from core import access, crypto, enablement, hooks, i18n, numbering  # noqa: F401 - numbering's table
-from core.db import configure_sqlite, db
+from core.db import configure_postgresql, configure_sqlite, db
 from core.modules import extra_module_paths, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,6 +139,7 @@ def create_app(test_config=None, *, uninitialised_ok=False, load_modules=True):
     db.init_app(app)
     with app.app_context():
         configure_sqlite(db.engine)
+        configure_postgresql(db.engine)
     if Path(app.config["MASTER_KEY_FILE"]).exists() or not uninitialised_ok:
         crypto.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

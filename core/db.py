@@ -101,6 +101,39 @@ def configure_sqlite(engine):
         conn.info.pop("kehu_sqlite_mode", None)
 
 
+def configure_postgresql(engine):
+    """PostgreSQL: a transaction that wrote nothing ends with COMMIT instead of ROLLBACK (the same
+    outcome), because psycopg forgets the connection's prepared statements at every ROLLBACK (a
+    rollback may have dropped what they refer to) and every page that only reads ends with one: no
+    statement was ever executed often enough on one connection between two rollbacks to be
+    prepared, so PostgreSQL parsed and planned each statement of each page anew (2.7 ms of its CPU
+    for a list page, 1.2 ms with the statements prepared). "Wrote nothing" is the server's answer,
+    not a guess from the statements: the transaction has no transaction id until it writes."""
+    from sqlalchemy import event
+
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+        return
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    @event.listens_for(engine, "rollback")
+    def _rollback(conn):
+        if conn.closed or conn.invalidated:
+            return
+        raw = conn.connection.dbapi_connection
+        if raw is None or raw.info.transaction_status != TransactionStatus.INTRANS:
+            return  # idle, or failed: a real ROLLBACK (psycopg sends none when idle)
+        try:
+            if raw.execute(_PG_WROTE_NOTHING).fetchone()[0]:
+                raw.commit()  # then SQLAlchemy's rollback finds the connection idle and sends nothing
+        except psycopg.Error:
+            pass  # the ROLLBACK that follows deals with a broken connection as it always has
+
+
+# a transaction has an id once it has written anything (PostgreSQL 13 and newer)
+_PG_WROTE_NOTHING = "SELECT pg_current_xact_id_if_assigned() IS NULL"
+
+
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file keeps once reset (an import's grows to GBs)
 
 
